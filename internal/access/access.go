@@ -1,0 +1,171 @@
+// Package access is gatehouse's shared vocabulary: who is calling (Principal),
+// what they reach (Target), what they ask to do (Action) and what gatehouse
+// decided (Decision). It is data only and imports nothing but the standard
+// library, so every other package can depend on it without cycles.
+package access
+
+import (
+	"strings"
+	"time"
+)
+
+// Principal is a verified machine or human identity, built from an OIDC token.
+type Principal struct {
+	Issuer   string         `json:"issuer"`
+	Subject  string         `json:"subject"`
+	Groups   []string       `json:"groups,omitempty"`
+	ClientID string         `json:"client_id,omitempty"`
+	Act      []Actor        `json:"act,omitempty"` // RFC 8693 delegation chain, outermost (current actor) first
+	Claims   map[string]any `json:"-"`             // all token claims; never logged or audited wholesale
+	Expiry   time.Time      `json:"expires_at"`    // token expiry; zero means none was given
+}
+
+// Actor is one link of an RFC 8693 `act` delegation chain.
+type Actor struct {
+	Issuer   string `json:"issuer,omitempty"`
+	Subject  string `json:"subject,omitempty"`
+	ClientID string `json:"client_id,omitempty"`
+}
+
+// Matches reports whether the principal is named by a selector:
+// "group:NAME", "sub:SUBJECT", "client:CLIENT_ID" or "*".
+// An unknown selector form matches nothing (fail closed).
+func (p *Principal) Matches(selector string) bool {
+	if p == nil {
+		return false
+	}
+	if selector == "*" {
+		return true
+	}
+	kind, val, ok := strings.Cut(selector, ":")
+	if !ok || val == "" {
+		return false
+	}
+	switch kind {
+	case "group":
+		for _, g := range p.Groups {
+			if g == val {
+				return true
+			}
+		}
+	case "sub":
+		return p.Subject == val
+	case "client":
+		return p.ClientID != "" && p.ClientID == val
+	}
+	return false
+}
+
+// MatchesAny reports whether any selector names the principal.
+func (p *Principal) MatchesAny(selectors []string) bool {
+	for _, s := range selectors {
+		if p.Matches(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ValidSelector reports whether s is a selector form Matches understands.
+func ValidSelector(s string) bool {
+	if s == "*" {
+		return true
+	}
+	kind, val, ok := strings.Cut(s, ":")
+	if !ok || val == "" {
+		return false
+	}
+	switch kind {
+	case "group", "sub", "client":
+		return true
+	}
+	return false
+}
+
+// Target is a named upstream system (a "connection" in the config).
+type Target struct {
+	Name string `json:"name"` // connection name, e.g. "orders"
+	Type string `json:"type"` // protocol family, e.g. "postgres"
+}
+
+// Session describes one client connection through the gateway.
+type Session struct {
+	ID              string     `json:"id"`
+	Principal       *Principal `json:"principal"`
+	Target          Target     `json:"target"`
+	ClientAddr      string     `json:"client_addr"`
+	ClientUser      string     `json:"client_user,omitempty"` // the user name the client claimed; informational only
+	ApplicationName string     `json:"application_name,omitempty"`
+	TLS             bool       `json:"tls"`
+	StartedAt       time.Time  `json:"started_at"`
+}
+
+// ActionKind says what sort of request an Action is.
+type ActionKind string
+
+const (
+	ActionStatement    ActionKind = "statement"     // one SQL statement (simple query or Parse)
+	ActionFunctionCall ActionKind = "function_call" // PostgreSQL FunctionCall message (fast-path)
+)
+
+// Action is one request a client asks the gateway to forward.
+type Action struct {
+	Session   *Session   `json:"-"`
+	Kind      ActionKind `json:"kind"`
+	Statement string     `json:"statement,omitempty"` // exact text as the client sent it
+	Prepared  string     `json:"prepared,omitempty"`  // prepared statement name for Parse; "" = unnamed
+	Protocol  string     `json:"protocol,omitempty"`  // "simple", "extended", "fastpath"
+}
+
+// Verdict is the outcome class of a decision.
+type Verdict int
+
+const (
+	Deny Verdict = iota // the zero value denies: fail closed
+	Allow
+	Hold
+)
+
+func (v Verdict) String() string {
+	switch v {
+	case Allow:
+		return "allow"
+	case Hold:
+		return "hold"
+	}
+	return "deny"
+}
+
+// Decision is what the checkpoint decided about an Action. It is a value:
+// engines carry it out in their protocol's own terms.
+type Decision struct {
+	Verdict  Verdict   `json:"verdict"`
+	Reason   string    `json:"reason,omitempty"`    // one sentence a human or an agent can act on
+	Policy   string    `json:"policy,omitempty"`    // policy that decided, if any
+	Rule     string    `json:"rule,omitempty"`      // rule within the policy, if any
+	ReviewID string    `json:"review_id,omitempty"` // set for holds
+	Mask     *MaskPlan `json:"mask,omitempty"`      // nil = nothing to mask
+}
+
+// Allowed reports whether the action may be forwarded.
+func (d Decision) Allowed() bool { return d.Verdict == Allow }
+
+// MaskPlan says which parts of a response to mask. It is filled in by the
+// policy issue; nil means the response is relayed untouched.
+type MaskPlan struct {
+	Columns []ColumnMask `json:"columns,omitempty"`
+}
+
+// ColumnMask masks one column (schema.table.column, "*" wildcards allowed).
+type ColumnMask struct {
+	Column string `json:"column"`
+	Method string `json:"method"`
+}
+
+// Outcome is what happened upstream to an allowed action.
+type Outcome struct {
+	Duration time.Duration `json:"duration"`
+	Rows     int64         `json:"rows"`              // rows affected/returned per CommandComplete; -1 unknown
+	Command  string        `json:"command,omitempty"` // CommandComplete tag, e.g. "SELECT 3"
+	Error    string        `json:"error,omitempty"`   // upstream error (SQLSTATE: message), if any
+}

@@ -1,0 +1,179 @@
+// Package pgtest starts throwaway PostgreSQL servers on loopback ports for
+// tests, using the machine's PostgreSQL binaries (initdb, pg_ctl). Each server
+// has its own data directory and is stopped when the test ends.
+//
+// When the binaries are missing the test is skipped, unless the environment
+// sets GATEHOUSE_TEST_REQUIRE=1 (CI does), in which case it fails.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// BinDir is where PostgreSQL's server binaries live; PG_BINDIR overrides it.
+func BinDir() string {
+	if d := os.Getenv("PG_BINDIR"); d != "" {
+		return d
+	}
+	return "/usr/lib/postgresql/15/bin"
+}
+
+// Required reports whether tests must fail (not skip) when a real server
+// cannot be started.
+func Required() bool { return os.Getenv("GATEHOUSE_TEST_REQUIRE") == "1" }
+
+// SkipOrFail skips the test, or fails it when servers are required.
+func SkipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if Required() {
+		t.Fatalf("GATEHOUSE_TEST_REQUIRE=1: "+format, args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// Options configure a server.
+type Options struct {
+	// Auth is the pg_hba method for TCP connections: "scram-sha-256"
+	// (default), "md5" or "trust".
+	Auth string
+	// Password of the superuser "postgres"; default "pgtest-secret".
+	Password string
+	// Conf lines appended to postgresql.conf.
+	Conf []string
+}
+
+// Server is a running throwaway PostgreSQL.
+type Server struct {
+	Host     string
+	Port     int
+	User     string // superuser name
+	Password string
+	Dir      string // data directory
+	sockDir  string
+	run      func(args ...string) *exec.Cmd
+}
+
+// Addr is host:port.
+func (s *Server) Addr() string { return net.JoinHostPort(s.Host, strconv.Itoa(s.Port)) }
+
+// DSN returns a URL connecting as the superuser to db.
+func (s *Server) DSN(db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", s.User, s.Password, s.Addr(), db)
+}
+
+// Exec runs SQL as the superuser against db.
+func (s *Server) Exec(t testing.TB, db, sql string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, s.DSN(db))
+	if err != nil {
+		t.Fatalf("pgtest: connect %s: %v", db, err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, sql); err != nil {
+		t.Fatalf("pgtest: %s: %v", sql, err)
+	}
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Start initialises and starts a server; it is stopped by t.Cleanup.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(BinDir(), "initdb")); err != nil {
+		SkipOrFail(t, "PostgreSQL binaries not found in %s (set PG_BINDIR)", BinDir())
+	}
+	if opts.Auth == "" {
+		opts.Auth = "scram-sha-256"
+	}
+	if opts.Password == "" {
+		opts.Password = "pgtest-secret"
+	}
+	base, err := os.MkdirTemp("", "gatehouse-pgtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	s := &Server{Host: "127.0.0.1", User: "postgres", Password: opts.Password,
+		Dir: filepath.Join(base, "data"), sockDir: filepath.Join(base, "sock")}
+	s.run = func(args ...string) *exec.Cmd { return exec.Command(args[0], args[1:]...) }
+	// initdb refuses to run as root: run the binaries as the postgres user.
+	if os.Geteuid() == 0 {
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			SkipOrFail(t, "running as root and no postgres user: %v", err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(base, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		s.run = func(args ...string) *exec.Cmd {
+			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
+		}
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	pwfile := filepath.Join(base, "pw")
+	mk := s.run("sh", "-c", fmt.Sprintf("mkdir -p %s && umask 077 && printf '%%s' %q > %s", s.sockDir, opts.Password, pwfile))
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: prepare: %v: %s", err, out)
+	}
+	initdb := s.run(filepath.Join(BinDir(), "initdb"), "-D", s.Dir, "-U", "postgres", "--pwfile", pwfile,
+		"-A", opts.Auth, "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8")
+	if out, err := initdb.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: initdb: %v: %s", err, out)
+	}
+	conf := append([]string{"fsync = off", "synchronous_commit = off", "full_page_writes = off",
+		"max_connections = 200", "log_min_messages = warning"}, opts.Conf...)
+	if opts.Auth == "scram-sha-256" {
+		conf = append(conf, "password_encryption = 'scram-sha-256'")
+	} else if opts.Auth == "md5" {
+		conf = append(conf, "password_encryption = 'md5'")
+	}
+	app := s.run("sh", "-c", fmt.Sprintf("cat >> %s/postgresql.conf", s.Dir))
+	app.Stdin = strings.NewReader(strings.Join(conf, "\n") + "\n")
+	if out, err := app.CombinedOutput(); err != nil {
+		t.Fatalf("pgtest: conf: %v: %s", err, out)
+	}
+	for attempt := 0; ; attempt++ {
+		s.Port = FreePort(t)
+		start := s.run(filepath.Join(BinDir(), "pg_ctl"), "-D", s.Dir, "-w", "-t", "60", "-l", filepath.Join(base, "log"),
+			"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", s.Port, s.sockDir), "start")
+		out, err := start.CombinedOutput()
+		if err == nil {
+			break
+		}
+		if attempt == 2 {
+			logb, _ := os.ReadFile(filepath.Join(base, "log"))
+			t.Fatalf("pgtest: pg_ctl start: %v: %s\n%s", err, out, logb)
+		}
+	}
+	t.Cleanup(func() {
+		s.run(filepath.Join(BinDir(), "pg_ctl"), "-D", s.Dir, "-m", "immediate", "-w", "stop").Run()
+	})
+	return s
+}
