@@ -21,13 +21,13 @@ import (
 type ConnectionRequest struct {
 	Name     string   `json:"name"`
 	Type     string   `json:"type"` // "postgres"; "" means postgres
-	Address  string   `json:"address"`
-	Database string   `json:"database"`
+	Address  string   `json:"address"`            // host:port; the port defaults to 5432
+	Database string   `json:"database,omitempty"` // upstream database; "" = Name
 	Username string   `json:"username"`
-	Password string   `json:"password,omitempty"` // sealed before storing; "" = no password
-	TLS      string   `json:"tls"`                // disable | require | verify-full; "" means require
+	Password string   `json:"password,omitempty"` // sealed before storing; "" = no password (e.g. trust auth)
+	TLS      string   `json:"tls,omitempty"`      // disable | require | verify-full; "" = disable on loopback, else require
 	TLSCA    string   `json:"tls_ca,omitempty"`   // PEM or "file:/path" for verify-full; "" = system roots
-	Access   []string `json:"access"`             // principal selectors allowed to connect
+	Access   []string `json:"access"`             // principal selectors allowed to connect; empty = nobody
 }
 
 // Connection is how the API shows a stored connection. It never carries the
@@ -96,7 +96,8 @@ func ValidName(s string) bool {
 }
 
 // Validate checks a connection request the way the config loader checks a
-// configured connection, filling in defaults (type postgres, tls require).
+// configured connection, filling in the same defaults (type postgres,
+// port 5432, database = name, tls disable on loopback and require elsewhere).
 // The error names the field and says what is wrong.
 func (c *ConnectionRequest) Validate() error {
 	if !ValidName(c.Name) {
@@ -108,8 +109,14 @@ func (c *ConnectionRequest) Validate() error {
 	if c.Type != "postgres" {
 		return fmt.Errorf("type %q is not supported: use postgres", c.Type)
 	}
+	if c.Address != "" && (!strings.Contains(c.Address, ":") || strings.HasSuffix(c.Address, "]")) {
+		c.Address += ":5432" // "db.internal" or "[::1]": no port given
+	}
 	if err := validAddress(c.Address); err != nil {
 		return err
+	}
+	if c.Database == "" {
+		c.Database = c.Name
 	}
 	if err := validField("database", c.Database); err != nil {
 		return err
@@ -125,7 +132,7 @@ func (c *ConnectionRequest) Validate() error {
 	}
 	switch c.TLS {
 	case "":
-		c.TLS = "require"
+		c.TLS = defaultTLSMode(c.Address)
 	case "disable", "require", "verify-full":
 	default:
 		return fmt.Errorf("tls %q is invalid: use disable, require or verify-full", c.TLS)
@@ -138,9 +145,6 @@ func (c *ConnectionRequest) Validate() error {
 			return err
 		}
 	}
-	if len(c.Access) == 0 {
-		return errors.New(`access is empty: list the principal selectors allowed to connect ("group:NAME", "sub:SUBJECT", "client:ID" or "*")`)
-	}
 	if len(c.Access) > maxSelectors {
 		return fmt.Errorf("access has more than %d selectors", maxSelectors)
 	}
@@ -150,6 +154,19 @@ func (c *ConnectionRequest) Validate() error {
 		}
 	}
 	return nil
+}
+
+// defaultTLSMode mirrors config.DefaultTLSMode: local development databases
+// rarely have certificates and loopback traffic never leaves the host.
+func defaultTLSMode(address string) string {
+	host, _, _ := net.SplitHostPort(address)
+	if strings.EqualFold(host, "localhost") {
+		return "disable"
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return "disable"
+	}
+	return "require"
 }
 
 func validAddress(a string) error {

@@ -1,0 +1,123 @@
+// Package adminapitest holds test doubles for the admin API and its CLI: an
+// in-memory store.Store, a token issuer/verifier that signs and checks real
+// JWTs with go-jose, and an AES-GCM sealer. They stand in for the real
+// backends in tests only.
+package adminapitest
+
+import (
+	"context"
+	"sort"
+	"sync"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/store"
+)
+
+// Store is an in-memory store.Store.
+type Store struct {
+	mu     sync.Mutex
+	conns  map[string]store.Connection
+	events []audit.Event
+	seq    int64
+}
+
+var _ store.Store = (*Store)(nil)
+
+// NewStore returns an empty Store.
+func NewStore() *Store { return &Store{conns: map[string]store.Connection{}} }
+
+// AppendEvents assigns consecutive Seq values and keeps the events.
+func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := range events {
+		s.seq++
+		events[i].Seq = s.seq
+		s.events = append(s.events, events[i])
+	}
+	return nil
+}
+
+// ListEvents returns the most recent f.Limit matching events in ascending
+// Seq order, as store.Store specifies.
+func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []audit.Event
+	for i := len(s.events) - 1; i >= 0 && len(out) < limit; i-- {
+		e := s.events[i]
+		if e.Seq <= f.AfterSeq ||
+			f.Principal != "" && e.Subject != f.Principal ||
+			f.Connection != "" && e.Connection != f.Connection ||
+			f.Decision != "" && e.Decision != f.Decision ||
+			f.Type != "" && e.Type != f.Type ||
+			f.SessionID != "" && e.SessionID != f.SessionID ||
+			!f.Since.IsZero() && e.Time.Before(f.Since) {
+			continue
+		}
+		out = append(out, e)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// Events returns a copy of every stored event.
+func (s *Store) Events() []audit.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]audit.Event(nil), s.events...)
+}
+
+// PutConnection inserts or replaces a connection.
+func (s *Store) PutConnection(ctx context.Context, c store.Connection) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.Access = append([]string(nil), c.Access...)
+	c.Secret = append([]byte(nil), c.Secret...)
+	s.conns[c.Name] = c
+	return nil
+}
+
+// GetConnection returns a connection or store.ErrNotFound.
+func (s *Store) GetConnection(ctx context.Context, name string) (store.Connection, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.conns[name]
+	if !ok {
+		return store.Connection{}, store.ErrNotFound
+	}
+	return c, nil
+}
+
+// ListConnections returns all connections sorted by name.
+func (s *Store) ListConnections(ctx context.Context) ([]store.Connection, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]store.Connection, 0, len(s.conns))
+	for _, c := range s.conns {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// DeleteConnection removes a connection or returns store.ErrNotFound.
+func (s *Store) DeleteConnection(ctx context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.conns[name]; !ok {
+		return store.ErrNotFound
+	}
+	delete(s.conns, name)
+	return nil
+}
+
+// Ping always succeeds.
+func (s *Store) Ping(ctx context.Context) error { return nil }
+
+// Close does nothing.
+func (s *Store) Close() error { return nil }
