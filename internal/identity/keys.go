@@ -108,9 +108,6 @@ func keyFits(k jose.JSONWebKey, alg string) error {
 	if k.Use != "" && k.Use != "sig" {
 		return tokenErr("key %s is for %s, not signatures", describeKey(k.KeyID), quoteClaim(k.Use))
 	}
-	if k.Algorithm != "" && k.Algorithm != alg {
-		return tokenErr("key %s is for alg %s, but the token uses %s", describeKey(k.KeyID), k.Algorithm, alg)
-	}
 	var ok bool
 	var kind string
 	switch pub := k.Key.(type) {
@@ -133,6 +130,9 @@ func keyFits(k jose.JSONWebKey, alg string) error {
 	}
 	if !ok {
 		return tokenErr("key %s is %s key, which cannot verify alg %s", describeKey(k.KeyID), kind, alg)
+	}
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return tokenErr("key %s is for alg %s, but the token uses %s", describeKey(k.KeyID), k.Algorithm, alg)
 	}
 	return nil
 }
