@@ -142,7 +142,7 @@ const (
 // Default returns the configuration `gatehouse serve --dev` uses when no file
 // is given. Relative paths in it are relative to the working directory.
 func Default() *Config {
-	return &Config{
+	c := &Config{
 		Listen:    Listen{API: DefaultAPIListen, Postgres: DefaultPostgresListen},
 		DataDir:   "./" + DefaultDataDir,
 		SecretKey: DefaultSecretKey,
@@ -151,6 +151,8 @@ func Default() *Config {
 		Postgres:  Postgres{MaxMessageSize: DefaultMaxMessageSize},
 		Audit:     Audit{QueueSize: DefaultAuditQueueSize},
 	}
+	c.fillDefaults()
+	return c
 }
 
 // Load reads, parses and validates the file at path. Relative paths in the

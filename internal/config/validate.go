@@ -68,6 +68,14 @@ func (ck *checker) oneOf(key, got string, allowed []string) {
 
 func (c *Config) fillDefaults() {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	// Lists are never nil, so JSON consumers always see [] rather than null.
+	nonNil(&c.Admins)
+	nonNil(&c.Connections)
+	nonNil(&c.Identity.DevClients)
+	nonNil(&c.Identity.Issuers)
+	for i := range c.Identity.DevClients {
+		nonNil(&c.Identity.DevClients[i].Groups)
+	}
 	for i := range c.Identity.Issuers {
 		if c.Identity.Issuers[i].GroupsClaim == "" {
 			c.Identity.Issuers[i].GroupsClaim = DefaultGroupsClaim
@@ -78,6 +86,7 @@ func (c *Config) fillDefaults() {
 		if conn.Type == "" {
 			conn.Type = TypePostgres
 		}
+		nonNil(&conn.Access)
 		conn.Address = withDefaultPort(conn.Address, DefaultPostgresPort)
 		if conn.Database == "" {
 			conn.Database = conn.Name
@@ -85,6 +94,12 @@ func (c *Config) fillDefaults() {
 		if conn.TLS == "" && conn.Address != "" {
 			conn.TLS = DefaultTLSMode(conn.Address)
 		}
+	}
+}
+
+func nonNil[T any](s *[]T) {
+	if *s == nil {
+		*s = []T{}
 	}
 }
 
