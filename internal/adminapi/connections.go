@@ -20,7 +20,7 @@ import (
 // ConnectionRequest is the body of POST /api/v1/connections.
 type ConnectionRequest struct {
 	Name     string   `json:"name"`
-	Type     string   `json:"type"` // "postgres"; "" means postgres
+	Type     string   `json:"type"`               // "postgres"; "" means postgres
 	Address  string   `json:"address"`            // host:port; the port defaults to 5432
 	Database string   `json:"database,omitempty"` // upstream database; "" = Name
 	Username string   `json:"username"`

@@ -40,11 +40,19 @@ func NewIssuer(url string) (*Issuer, error) {
 		return nil, err
 	}
 	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.EdDSA, Key: priv},
-		(&jose.SignerOptions{}).WithType("JWT"))
+		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), issuerKID))
 	if err != nil {
 		return nil, err
 	}
 	return &Issuer{URL: url, priv: priv, pub: pub, sig: sig}, nil
+}
+
+const issuerKID = "adminapitest-1"
+
+// JWKS returns the issuer's public key set, for identity.Verifier's
+// AddStaticIssuer (so tests can run the real verifier on these tokens).
+func (i *Issuer) JWKS() jose.JSONWebKeySet {
+	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: i.pub, KeyID: issuerKID, Algorithm: string(jose.EdDSA), Use: "sig"}}}
 }
 
 // Token signs a token for subject with groups, valid for ttl (ttl <= 0 gives
