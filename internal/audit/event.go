@@ -35,6 +35,10 @@ type Event struct {
 	Reason     string          `json:"reason,omitempty"`
 	Statement  string          `json:"statement,omitempty"`
 	Detail     json.RawMessage `json:"detail,omitempty"` // type-specific JSON object
+
+	// DetailValue, when Detail is nil, is marshalled into Detail by the Log's
+	// writer goroutine, keeping JSON encoding off the data path.
+	DetailValue any `json:"-"`
 }
 
 // Filter selects events for reading. Zero fields do not filter.

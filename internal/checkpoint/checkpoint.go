@@ -1,0 +1,116 @@
+// Package checkpoint is the one place where a request is decided and
+// recorded: every engine asks Check before forwarding an action and reports
+// its outcome with Record. Policy evaluation, approval holds and the
+// tamper-evident audit plug in here, so engines never change when they do.
+//
+// Today (foundation) the decision is the connection's access list, read
+// fresh per action so a revoked access applies at the next statement.
+package checkpoint
+
+import (
+	"context"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+)
+
+// AccessList returns the selectors currently allowed on a connection and
+// whether the connection still exists.
+type AccessList func(connection string) ([]string, bool)
+
+// Checkpoint decides and records actions.
+type Checkpoint struct {
+	audit   *audit.Log
+	access  AccessList
+	metrics *metrics.Metrics
+}
+
+var _ engine.Checkpoint = (*Checkpoint)(nil)
+
+// New returns a checkpoint. m may be nil.
+func New(log *audit.Log, acl AccessList, m *metrics.Metrics) *Checkpoint {
+	return &Checkpoint{audit: log, access: acl, metrics: m}
+}
+
+// Check decides a.
+func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decision, error) {
+	start := time.Now()
+	d := c.decide(a)
+	if c.metrics != nil {
+		c.metrics.CheckSeconds.Observe(time.Since(start).Seconds())
+		if !d.Allowed() {
+			c.metrics.Statements.WithLabelValues(a.Session.Target.Type, d.Verdict.String()).Inc()
+		}
+	}
+	if !d.Allowed() {
+		// Denials are recorded now; allowed actions are recorded with their
+		// outcome by Record.
+		c.audit.Append(statementEvent(a, d, nil))
+	}
+	return d, nil
+}
+
+func (c *Checkpoint) decide(a *access.Action) access.Decision {
+	s := a.Session
+	sel, ok := c.access(s.Target.Name)
+	if !ok {
+		return access.Decision{Verdict: access.Deny,
+			Reason: "connection " + s.Target.Name + " no longer exists; reconnect to a current connection"}
+	}
+	if !s.Principal.MatchesAny(sel) {
+		return access.Decision{Verdict: access.Deny,
+			Reason: "access to connection " + s.Target.Name + " was revoked for " + s.Principal.Subject + "; ask a gatehouse admin"}
+	}
+	return access.Decision{Verdict: access.Allow}
+}
+
+// Record logs the outcome of an allowed action.
+func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcome) {
+	if c.metrics != nil {
+		c.metrics.Statements.WithLabelValues(a.Session.Target.Type, d.Verdict.String()).Inc()
+		c.metrics.StatementSeconds.WithLabelValues(a.Session.Target.Type).Observe(o.Duration.Seconds())
+	}
+	c.audit.Append(statementEvent(a, d, &o))
+}
+
+// statementDetail is the Detail of a statement event.
+type statementDetail struct {
+	Kind       access.ActionKind `json:"kind"`
+	Protocol   string            `json:"protocol,omitempty"`
+	Prepared   string            `json:"prepared,omitempty"`
+	DurationMS float64           `json:"duration_ms,omitempty"`
+	Rows       *int64            `json:"rows,omitempty"`
+	Command    string            `json:"command,omitempty"`
+	Error      string            `json:"error,omitempty"`
+	Policy     string            `json:"policy,omitempty"`
+	Rule       string            `json:"rule,omitempty"`
+}
+
+func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audit.Event {
+	s := a.Session
+	det := &statementDetail{Kind: a.Kind, Protocol: a.Protocol, Prepared: a.Prepared, Policy: d.Policy, Rule: d.Rule}
+	if o != nil {
+		det.DurationMS = float64(o.Duration.Microseconds()) / 1000
+		if o.Rows >= 0 {
+			rows := o.Rows
+			det.Rows = &rows
+		}
+		det.Command, det.Error = o.Command, o.Error
+	}
+	e := audit.Event{
+		Type:        audit.TypeStatement,
+		SessionID:   s.ID,
+		Connection:  s.Target.Name,
+		Decision:    d.Verdict.String(),
+		Reason:      d.Reason,
+		Statement:   a.Statement,
+		DetailValue: det,
+	}
+	if s.Principal != nil {
+		e.Issuer, e.Subject = s.Principal.Issuer, s.Principal.Subject
+	}
+	return e
+}

@@ -1,0 +1,105 @@
+// Package enginetest has test doubles for the engine seam: an Opener that
+// accepts one token for one upstream, and a Checkpoint that records every
+// action and can deny chosen statements. Engine tests use them with real
+// upstream servers and real clients; the full gateway is tested end to end
+// elsewhere.
+package enginetest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/engine"
+)
+
+// Opener accepts Token for Target and opens sessions to Upstream.
+type Opener struct {
+	Token      string
+	Target     string
+	Upstream   engine.Upstream
+	Checkpoint engine.Checkpoint
+
+	mu     sync.Mutex
+	Closed []error // Close errors, one per ended session
+	Params []map[string]string
+}
+
+// Open implements engine.Opener.
+func (o *Opener) Open(ctx context.Context, req engine.OpenRequest) (*engine.Opened, error) {
+	if req.Token != o.Token {
+		return nil, engine.Errorf(engine.CodeBadToken, "token rejected: signature does not verify")
+	}
+	if req.Target != o.Target {
+		return nil, engine.Errorf(engine.CodeUnknownTarget, "connection %q does not exist", req.Target)
+	}
+	o.mu.Lock()
+	o.Params = append(o.Params, req.Params)
+	o.mu.Unlock()
+	p := &access.Principal{Subject: "test-agent", Issuer: "test"}
+	s := &access.Session{ID: fmt.Sprintf("s-%d", time.Now().UnixNano()), Principal: p,
+		Target: access.Target{Name: req.Target, Type: req.Protocol}, ClientAddr: addr(req.ClientAddr), TLS: req.TLS}
+	return &engine.Opened{Session: s, Upstream: o.Upstream, Checkpoint: o.Checkpoint, Close: func(err error) {
+		o.mu.Lock()
+		o.Closed = append(o.Closed, err)
+		o.mu.Unlock()
+	}}, nil
+}
+
+func addr(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}
+
+// Record is one recorded action.
+type Record struct {
+	Action   access.Action
+	Decision access.Decision
+	Outcome  *access.Outcome // nil for Check-time records (denials)
+}
+
+// Checkpoint allows everything except statements for which Deny returns a
+// non-empty reason, and keeps every check and outcome.
+type Checkpoint struct {
+	Deny func(stmt string) string
+
+	mu      sync.Mutex
+	Checked []access.Action
+	Records []Record
+}
+
+// Check implements engine.Checkpoint.
+func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decision, error) {
+	c.mu.Lock()
+	c.Checked = append(c.Checked, *a)
+	c.mu.Unlock()
+	if c.Deny != nil {
+		if r := c.Deny(a.Statement); r != "" {
+			d := access.Decision{Verdict: access.Deny, Reason: r, Policy: "test", Rule: "deny"}
+			c.mu.Lock()
+			c.Records = append(c.Records, Record{Action: *a, Decision: d})
+			c.mu.Unlock()
+			return d, nil
+		}
+	}
+	return access.Decision{Verdict: access.Allow}, nil
+}
+
+// Record implements engine.Checkpoint.
+func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcome) {
+	c.mu.Lock()
+	c.Records = append(c.Records, Record{Action: *a, Decision: d, Outcome: &o})
+	c.mu.Unlock()
+}
+
+// Snapshot returns copies of what was checked and recorded so far.
+func (c *Checkpoint) Snapshot() ([]access.Action, []Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]access.Action(nil), c.Checked...), append([]Record(nil), c.Records...)
+}

@@ -1,0 +1,278 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/engine/enginetest"
+	"github.com/gatehouse/gatehouse/internal/engine/postgres"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
+)
+
+const token = "test-token-123"
+
+type fixture struct {
+	pg   *pgtest.Server
+	addr string
+	cp   *enginetest.Checkpoint
+	op   *enginetest.Opener
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	pg := pgtest.Start(t, pgtest.Options{})
+	pg.Exec(t, "postgres", "CREATE DATABASE orders")
+	pg.Exec(t, "orders", "CREATE TABLE items (id int primary key, name text)")
+	cp := &enginetest.Checkpoint{Deny: func(s string) string {
+		if strings.Contains(strings.ToLower(s), "drop table") {
+			return "DROP TABLE is not allowed for agents"
+		}
+		return ""
+	}}
+	op := &enginetest.Opener{Token: token, Target: "orders", Checkpoint: cp,
+		Upstream: engine.Upstream{Address: pg.Addr(), Database: "orders", Username: "postgres", Password: pg.Password, TLSMode: "disable"}}
+	eng := postgres.New(postgres.Config{Opener: op})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go eng.Serve(ctx, c)
+		}
+	}()
+	return &fixture{pg: pg, addr: l.Addr().String(), cp: cp, op: op}
+}
+
+func (f *fixture) dsn(db, tok string) string {
+	return fmt.Sprintf("postgres://agent:%s@%s/%s?sslmode=disable&application_name=enginetest", tok, f.addr, db)
+}
+
+func (f *fixture) connect(t *testing.T) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), f.dsn("orders", token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(context.Background()) })
+	return c
+}
+
+func pgCode(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+func TestStartupErrors(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	_, err := pgx.Connect(ctx, f.dsn("orders", "wrong"))
+	if pgCode(err) != "28P01" || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("bad token: got %v", err)
+	}
+	_, err = pgx.Connect(ctx, f.dsn("nope", token))
+	if pgCode(err) != "3D000" {
+		t.Errorf("unknown db: got %v", err)
+	}
+}
+
+func TestSimpleAndExtended(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, "insert into items values (1, 'a'); insert into items values (2, 'b')", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from items where id > $1", 0).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+	// application_name survives to the upstream.
+	var app string
+	if err := c.QueryRow(ctx, "select current_setting('application_name')").Scan(&app); err != nil || app != "enginetest" {
+		t.Fatalf("application_name = %q, %v", app, err)
+	}
+	checked, recs := f.cp.Snapshot()
+	var stmts []string
+	for _, a := range checked {
+		stmts = append(stmts, a.Statement)
+	}
+	if len(checked) < 4 || checked[0].Statement != "insert into items values (1, 'a')" || checked[1].Statement != "insert into items values (2, 'b')" {
+		t.Fatalf("checked = %q", stmts)
+	}
+	time.Sleep(50 * time.Millisecond)
+	_, recs = f.cp.Snapshot()
+	found := false
+	for _, r := range recs {
+		if r.Outcome != nil && r.Action.Statement == "select count(*) from items where id > $1" && r.Outcome.Rows == 1 && r.Outcome.Command == "SELECT 1" {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no outcome recorded for the count query: %+v", recs)
+	}
+}
+
+func TestDenySimpleKeepsSessionAndTransaction(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx := context.Background()
+	// Denied statement in a multi-statement message: nothing of it runs.
+	_, err := c.Exec(ctx, "insert into items values (10, 'x'); drop table items", pgx.QueryExecModeSimpleProtocol)
+	if pgCode(err) != "42501" || !strings.Contains(err.Error(), "DROP TABLE is not allowed") {
+		t.Fatalf("got %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from items where id = 10").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("partial execution: count=%d err=%v", n, err)
+	}
+	// Inside a transaction block the client sees PostgreSQL's behaviour:
+	// the block is aborted until ROLLBACK.
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "insert into items values (11, 'y')"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "drop table items"); pgCode(err) != "42501" {
+		t.Fatalf("extended deny: %v", err)
+	}
+	if _, err := tx.Exec(ctx, "select 1"); pgCode(err) != "25P02" {
+		t.Fatalf("after deny in tx, want 25P02, got %v", err)
+	}
+	tx.Rollback(ctx)
+	if err := c.QueryRow(ctx, "select count(*) from items").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("after rollback count=%d err=%v", n, err)
+	}
+}
+
+func TestDenyExtendedPipeline(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx := context.Background()
+	b := &pgx.Batch{}
+	b.Queue("insert into items values ($1, 'p')", 20)
+	b.Queue("drop table items")
+	b.Queue("insert into items values ($1, 'q')", 21)
+	err := c.SendBatch(ctx, b).Close()
+	if pgCode(err) != "42501" {
+		t.Fatalf("batch: %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from items").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("batch is one implicit transaction; want 0 rows, got %d", n)
+	}
+	// Session still usable for prepared statements.
+	for i := 0; i < 3; i++ {
+		if _, err := c.Exec(ctx, "insert into items values ($1, 'z')", 100+i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.QueryRow(ctx, "select count(*) from items").Scan(&n); err != nil || n != 3 {
+		t.Fatalf("count=%d err=%v", n, err)
+	}
+}
+
+func TestCopyBothWays(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx := context.Background()
+	rows := [][]any{}
+	for i := 0; i < 5000; i++ {
+		rows = append(rows, []any{i, strings.Repeat("v", i%300)})
+	}
+	n, err := c.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"id", "name"}, pgx.CopyFromRows(rows))
+	if err != nil || n != 5000 {
+		t.Fatalf("copy from: %d %v", n, err)
+	}
+	var sb strings.Builder
+	tag, err := c.PgConn().CopyTo(ctx, &sb, "COPY items TO STDOUT")
+	if err != nil || tag.RowsAffected() != 5000 || strings.Count(sb.String(), "\n") != 5000 {
+		t.Fatalf("copy to: %v %v", tag, err)
+	}
+	// COPY FROM STDIN over the simple protocol.
+	_, err = c.PgConn().CopyFrom(ctx, strings.NewReader("9001\tx\n9002\ty\n"), "COPY items FROM STDIN")
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListenNotify(t *testing.T) {
+	f := start(t)
+	l := f.connect(t)
+	ctx := context.Background()
+	if _, err := l.Exec(ctx, "listen events"); err != nil {
+		t.Fatal(err)
+	}
+	s := f.connect(t)
+	if _, err := s.Exec(ctx, "select pg_notify('events', 'hello')"); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	n, err := l.WaitForNotification(wctx)
+	if err != nil || n.Payload != "hello" || n.Channel != "events" {
+		t.Fatalf("notification %+v %v", n, err)
+	}
+}
+
+func TestCancel(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err := c.Exec(ctx, "select pg_sleep(30)")
+	if err == nil {
+		t.Fatal("pg_sleep was not cancelled")
+	}
+	// pgx cancels via CancelRequest on context timeout; the query must have
+	// been cancelled upstream (57014) rather than the connection killed.
+	if !strings.Contains(err.Error(), "57014") && !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v", err)
+	}
+	if c.IsClosed() {
+		// pgx closes the connection after a timeout; open a new one to check
+		// the upstream backend is idle again.
+		c = f.connect(t)
+	}
+	var n int
+	if err := c.QueryRow(context.Background(), "select count(*) from pg_stat_activity where query like 'select pg_sleep%' and state = 'active'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("sleep still running: %d %v", n, err)
+	}
+}
+
+func TestLargeMessages(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx := context.Background()
+	big := strings.Repeat("x", 3<<20)
+	var got string
+	if err := c.QueryRow(ctx, "select $1::text", big).Scan(&got); err != nil || got != big {
+		t.Fatalf("large round trip: len=%d err=%v", len(got), err)
+	}
+	if err := c.QueryRow(ctx, "select repeat('y', 5000000)").Scan(&got); err != nil || len(got) != 5000000 {
+		t.Fatalf("large row: len=%d err=%v", len(got), err)
+	}
+}

@@ -1,0 +1,207 @@
+package postgres
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+)
+
+// upstreamLoop relays upstream messages to the client as raw bytes, matching
+// completions to the statements the client sent (tracker) so each statement's
+// outcome is recorded, and hiding responses to gateway-injected messages.
+func (s *session) upstreamLoop() error {
+	var cur pending // the entry the next owed response belongs to
+	has := false
+	need := func() bool {
+		if !has {
+			cur, has = s.t.pop()
+		}
+		return has
+	}
+	for {
+		typ, n, err := s.ur.header()
+		if err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		if n > streamThreshold && typ != 'E' && typ != 'C' {
+			// Large DataRow/CopyData: stream through without buffering.
+			s.cwMu.Lock()
+			writeHeader(s.cw, typ, n)
+			err := s.ur.copyBody(s.cw, n)
+			s.cwMu.Unlock()
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		body, err := s.ur.body(n)
+		if err != nil {
+			return fmt.Errorf("upstream: %w", err)
+		}
+		drop := false
+		switch typ {
+		case 'D', 'd', 'N', 'A', 'S', 't': // rows, copy data, notices, notifications, parameter status
+		case '1':
+			if need() && cur.kind == rParse {
+				drop, has = cur.drop, false
+			}
+		case '2':
+			if need() && cur.kind == rBind {
+				drop, has = cur.drop, false
+			}
+		case '3':
+			if need() && cur.kind == rClose {
+				has = false
+			}
+		case 'T', 'n':
+			if need() && cur.kind == rDescribe {
+				has = false
+			}
+		case 'C', 'I', 's':
+			if need() {
+				switch cur.kind {
+				case rExecute:
+					cur.rows += tagRows(typ, body)
+					if typ != 's' {
+						s.record(cur.stmt, cur.start, cur.rows, tagText(typ, body), "")
+					}
+					has = false
+				case rQuery:
+					if cur.idx < len(cur.stmts) {
+						s.record(cur.stmts[cur.idx], cur.start, tagRows(typ, body), tagText(typ, body), "")
+						cur.idx++
+						cur.start = time.Now()
+					}
+				}
+			}
+		case 'V':
+			if need() && cur.kind == rFunc {
+				s.record(cur.stmt, cur.start, -1, "", "")
+				cur.stmt = nil
+			}
+		case 'E':
+			if need() {
+				if cur.deny != nil && errorCode(body) == codeInsufficientPriv {
+					body = denyError(*cur.deny)
+				}
+				msg := errorSummary(body)
+				switch cur.kind {
+				case rQuery:
+					if cur.idx < len(cur.stmts) {
+						s.record(cur.stmts[cur.idx], cur.start, -1, "", msg)
+						cur.idx++
+					}
+				case rFunc:
+					s.record(cur.stmt, cur.start, -1, "", msg)
+					cur.stmt = nil
+				case rSync:
+					// An error at Sync (e.g. a deferred constraint at the
+					// implicit commit); ReadyForQuery follows.
+				default:
+					if cur.kind == rExecute {
+						s.record(cur.stmt, cur.start, -1, "", msg)
+					}
+					// The upstream now discards messages until Sync; the
+					// entries for them are settled at ReadyForQuery.
+					has = false
+				}
+			}
+		case 'Z':
+			// ReadyForQuery settles everything owed up to the Sync (or the
+			// simple query / function call) it answers.
+			for need() {
+				k := cur.kind
+				s.settle(&cur)
+				has = false
+				if k == rSync || k == rQuery || k == rFunc {
+					break
+				}
+			}
+		}
+		s.cwMu.Lock()
+		if !drop {
+			writeMsg(s.cw, typ, body)
+		}
+		if s.ur.r.Buffered() == 0 {
+			err = s.cw.Flush()
+		}
+		s.cwMu.Unlock()
+		if err != nil {
+			return fmt.Errorf("write client: %w", err)
+		}
+	}
+}
+
+// settle records statements that were owed but never ran because an earlier
+// message of the same batch failed.
+func (s *session) settle(p *pending) {
+	const skipped = "not executed: an earlier statement or message in the same batch failed"
+	switch p.kind {
+	case rExecute:
+		s.record(p.stmt, p.start, -1, "", skipped)
+	case rFunc:
+		s.record(p.stmt, p.start, -1, "", skipped)
+	case rQuery:
+		for _, ps := range p.stmts[min(p.idx, len(p.stmts)):] {
+			s.record(ps, p.start, -1, "", skipped)
+		}
+	}
+}
+
+func (s *session) record(ps *prepared, start time.Time, rows int64, command, errMsg string) {
+	if ps == nil {
+		return
+	}
+	s.cp.Record(ps.action, ps.decision, access.Outcome{Duration: time.Since(start), Rows: rows, Command: command, Error: errMsg})
+}
+
+// tagRows extracts the row count from a CommandComplete tag ("SELECT 5",
+// "INSERT 0 5", "UPDATE 5", "COPY 5"); -1 when it has none.
+func tagRows(typ byte, body []byte) int64 {
+	if typ != 'C' {
+		return 0
+	}
+	tag := bytes.TrimRight(body, "\x00")
+	i := bytes.LastIndexByte(tag, ' ')
+	if i < 0 {
+		return -1
+	}
+	n, err := strconv.ParseInt(string(tag[i+1:]), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func tagText(typ byte, body []byte) string {
+	if typ != 'C' {
+		return ""
+	}
+	return string(bytes.TrimRight(body, "\x00"))
+}
+
+// errorField returns field f of an ErrorResponse body.
+// https://www.postgresql.org/docs/15/protocol-error-fields.html
+func errorField(body []byte, f byte) string {
+	for len(body) > 0 && body[0] != 0 {
+		k := body[0]
+		v, rest, ok := cstring(body[1:])
+		if !ok {
+			return ""
+		}
+		if k == f {
+			return v
+		}
+		body = rest
+	}
+	return ""
+}
+
+func errorCode(body []byte) string { return errorField(body, 'C') }
+
+func errorSummary(body []byte) string {
+	return errorField(body, 'C') + ": " + errorField(body, 'M')
+}

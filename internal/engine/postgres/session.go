@@ -1,0 +1,393 @@
+package postgres
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/sqlinspect"
+)
+
+const (
+	bufSize = 32 << 10
+	// Messages larger than this that the gateway does not need to inspect
+	// (DataRow, CopyData) are streamed through instead of buffered whole.
+	streamThreshold = 256 << 10
+)
+
+var (
+	errTerminated = errors.New("client sent Terminate")
+	errClientGone = errors.New("client disconnected")
+)
+
+// session relays one client connection to its upstream backend.
+type session struct {
+	e      *Engine
+	log    *slog.Logger
+	client net.Conn
+	up     *pgconn.HijackedConn
+	opened *engine.Opened
+	cp     engine.Checkpoint
+	sess   *access.Session
+
+	cr   *frameReader  // from client
+	ur   *frameReader  // from upstream
+	uw   *bufio.Writer // to upstream; client goroutine only
+	cw   *bufio.Writer // to client; guarded by cwMu
+	cwMu sync.Mutex
+
+	t tracker
+	// Client-goroutine state for the extended protocol.
+	stmts   map[string]*prepared // prepared statement name → statement
+	portals map[string]*prepared // portal name → statement
+	skip    bool                 // discarding client messages until Sync after a gateway-raised error
+}
+
+func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *engine.Opened) *session {
+	return &session{
+		e: e, client: client, up: up, opened: opened, cp: opened.Checkpoint, sess: opened.Session,
+		log:     e.log.With("session", opened.Session.ID),
+		cr:      newFrameReader(client, bufSize, e.cfg.MaxMessageSize),
+		ur:      newFrameReader(up.Conn, bufSize, 1<<30),
+		uw:      bufio.NewWriterSize(up.Conn, bufSize),
+		cw:      bufio.NewWriterSize(client, bufSize),
+		stmts:   map[string]*prepared{},
+		portals: map[string]*prepared{},
+	}
+}
+
+// greet completes the client's startup: AuthenticationOk, the upstream's
+// ParameterStatus values, the gateway's own BackendKeyData, ReadyForQuery.
+func (s *session) greet(pid uint32, secret [4]byte) error {
+	var buf []byte
+	buf, _ = (&pgproto3.AuthenticationOk{}).Encode(buf)
+	keys := make([]string, 0, len(s.up.ParameterStatuses))
+	for k := range s.up.ParameterStatuses {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		buf, _ = (&pgproto3.ParameterStatus{Name: k, Value: s.up.ParameterStatuses[k]}).Encode(buf)
+	}
+	buf, _ = (&pgproto3.BackendKeyData{ProcessID: pid, SecretKey: secret[:]}).Encode(buf)
+	tx := s.up.TxStatus
+	if tx == 0 {
+		tx = 'I'
+	}
+	buf, _ = (&pgproto3.ReadyForQuery{TxStatus: tx}).Encode(buf)
+	_, err := s.client.Write(buf)
+	return err
+}
+
+// run relays until either side ends or ctx is cancelled. It returns nil for
+// a clean Terminate.
+func (s *session) run(ctx context.Context) error {
+	errc := make(chan error, 2)
+	go func() { errc <- s.upstreamLoop() }()
+	go func() { errc <- s.clientLoop(ctx) }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		s.cwMu.Lock()
+		s.cw.Write(errorResponse("FATAL", codeAdminShutdown, "gatehouse is shutting down; reconnect in a moment", ""))
+		s.cw.Flush()
+		s.cwMu.Unlock()
+		err = errors.New("gateway shutdown")
+	}
+	s.client.Close()
+	s.up.Conn.Close()
+	if err2 := <-errc; err == nil {
+		err = err2
+	}
+	if errors.Is(err, errTerminated) {
+		return nil
+	}
+	return err
+}
+
+// clientLoop reads client messages, turns statements into Actions for the
+// checkpoint and forwards what is allowed. Messages it does not need to
+// inspect are forwarded as raw bytes.
+func (s *session) clientLoop(ctx context.Context) error {
+	for {
+		// Coalesce: only flush when the client has nothing more buffered, so
+		// a pipelined batch goes upstream in one write.
+		if s.cr.r.Buffered() == 0 {
+			if err := s.uw.Flush(); err != nil {
+				return fmt.Errorf("write upstream: %w", err)
+			}
+		}
+		typ, n, err := s.cr.header()
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+				s.uw.Write([]byte{'X', 0, 0, 0, 4})
+				s.uw.Flush()
+				return errClientGone
+			}
+			return s.protocolError(err.Error())
+		}
+		if s.skip && typ != 'S' && typ != 'X' && typ != 'H' {
+			if err := s.cr.copyBody(io.Discard, n); err != nil {
+				return err
+			}
+			continue
+		}
+		if (typ == 'd') && n > streamThreshold {
+			writeHeader(s.uw, typ, n)
+			if err := s.cr.copyBody(s.uw, n); err != nil {
+				return err
+			}
+			continue
+		}
+		body, err := s.cr.body(n)
+		if err != nil {
+			if n > s.cr.max {
+				return s.fatal(codeProgramLimit, err.Error())
+			}
+			return err
+		}
+		switch typ {
+		case 'Q':
+			err = s.simpleQuery(ctx, body)
+		case 'P':
+			err = s.parse(ctx, body)
+		case 'B':
+			err = s.bind(body)
+		case 'E':
+			err = s.execute(body)
+		case 'D':
+			s.t.push(pending{kind: rDescribe})
+			writeMsg(s.uw, typ, body)
+		case 'C':
+			err = s.close(body)
+		case 'S':
+			s.skip = false
+			s.t.push(pending{kind: rSync})
+			writeMsg(s.uw, typ, body)
+		case 'H':
+			writeMsg(s.uw, typ, body)
+		case 'F':
+			err = s.functionCall(ctx, body)
+		case 'd', 'c', 'f': // CopyData, CopyDone, CopyFail during COPY FROM STDIN
+			writeMsg(s.uw, typ, body)
+		case 'X':
+			writeMsg(s.uw, typ, body)
+			s.uw.Flush()
+			return errTerminated
+		default:
+			return s.protocolError(fmt.Sprintf("unexpected message type %q", typ))
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// check asks the checkpoint; a checkpoint failure denies (fail closed).
+func (s *session) check(ctx context.Context, a *access.Action) access.Decision {
+	d, err := s.cp.Check(ctx, a)
+	if err != nil {
+		s.log.Error("checkpoint failed; denying", "err", err)
+		return access.Decision{Verdict: access.Deny,
+			Reason: "gatehouse could not decide or record this statement, so it was not run (fail closed); try again or ask the operator to check the gateway"}
+	}
+	return d
+}
+
+func (s *session) simpleQuery(ctx context.Context, body []byte) error {
+	sql, _, ok := cstring(body)
+	if !ok {
+		return s.protocolError("malformed Query message")
+	}
+	parts := sqlinspect.Split(sql)
+	stmts := make([]*prepared, len(parts))
+	for i, p := range parts {
+		a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: p, Protocol: "simple"}
+		d := s.check(ctx, a)
+		if !d.Allowed() {
+			// One denied statement denies the whole message: nothing of it
+			// runs. Those already allowed are recorded as not executed.
+			for _, ps := range stmts[:i] {
+				s.cp.Record(ps.action, ps.decision, access.Outcome{Rows: -1, Error: "not executed: another statement in the same query was denied"})
+			}
+			s.t.push(pending{kind: rQuery, deny: &d})
+			writeQuery(s.uw, raiseSQL(d))
+			return nil
+		}
+		stmts[i] = &prepared{action: a, decision: d}
+	}
+	s.t.push(pending{kind: rQuery, stmts: stmts, start: time.Now()})
+	writeMsg(s.uw, 'Q', body)
+	return nil
+}
+
+func (s *session) parse(ctx context.Context, body []byte) error {
+	name, rest, ok := cstring(body)
+	if !ok {
+		return s.protocolError("malformed Parse message")
+	}
+	query, _, ok := cstring(rest)
+	if !ok {
+		return s.protocolError("malformed Parse message")
+	}
+	a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: query, Prepared: name, Protocol: "extended"}
+	d := s.check(ctx, a)
+	if !d.Allowed() {
+		s.denyExtended(d)
+		return nil
+	}
+	s.stmts[name] = &prepared{action: a, decision: d}
+	s.t.push(pending{kind: rParse})
+	writeMsg(s.uw, 'P', body)
+	return nil
+}
+
+// denyExtended makes the upstream raise the denial in place of the client's
+// Parse, so the upstream session state (a failed transaction block, the
+// discard-until-Sync mode) is exactly what PostgreSQL would have for a
+// statement that failed there. The injected Parse/Bind successes are hidden
+// from the client.
+func (s *session) denyExtended(d access.Decision) {
+	s.t.push(pending{kind: rParse, drop: true})
+	s.t.push(pending{kind: rBind, drop: true})
+	s.t.push(pending{kind: rExecute, deny: &d})
+	q := raiseSQL(d)
+	writeHeader(s.uw, 'P', len(q)+1+1+2)
+	s.uw.WriteByte(0)
+	s.uw.WriteString(q)
+	s.uw.Write([]byte{0, 0, 0})
+	// Bind: unnamed portal, unnamed statement, no formats, params or results.
+	writeMsg(s.uw, 'B', []byte{0, 0, 0, 0, 0, 0, 0, 0})
+	writeMsg(s.uw, 'E', []byte{0, 0, 0, 0, 0})
+	s.skip = true
+}
+
+func (s *session) bind(body []byte) error {
+	portal, rest, ok := cstring(body)
+	if !ok {
+		return s.protocolError("malformed Bind message")
+	}
+	stmt, _, ok := cstring(rest)
+	if !ok {
+		return s.protocolError("malformed Bind message")
+	}
+	s.portals[portal] = s.stmts[stmt]
+	s.t.push(pending{kind: rBind})
+	writeMsg(s.uw, 'B', body)
+	return nil
+}
+
+func (s *session) execute(body []byte) error {
+	portal, _, ok := cstring(body)
+	if !ok {
+		return s.protocolError("malformed Execute message")
+	}
+	s.t.push(pending{kind: rExecute, stmt: s.portals[portal], start: time.Now()})
+	writeMsg(s.uw, 'E', body)
+	return nil
+}
+
+func (s *session) close(body []byte) error {
+	if len(body) < 2 {
+		return s.protocolError("malformed Close message")
+	}
+	name, _, ok := cstring(body[1:])
+	if !ok {
+		return s.protocolError("malformed Close message")
+	}
+	if body[0] == 'S' {
+		delete(s.stmts, name)
+	} else {
+		delete(s.portals, name)
+	}
+	s.t.push(pending{kind: rClose})
+	writeMsg(s.uw, 'C', body)
+	return nil
+}
+
+// functionCall handles the legacy fast-path FunctionCall message (used by
+// libpq's large-object API). It is an action like any statement.
+func (s *session) functionCall(ctx context.Context, body []byte) error {
+	if len(body) < 4 {
+		return s.protocolError("malformed FunctionCall message")
+	}
+	oid := binary.BigEndian.Uint32(body)
+	a := &access.Action{Session: s.sess, Kind: access.ActionFunctionCall, Protocol: "fastpath",
+		Statement: "-- fast-path function call, function oid " + strconv.FormatUint(uint64(oid), 10)}
+	d := s.check(ctx, a)
+	if !d.Allowed() {
+		// A FunctionCall is answered by a result or an error, then
+		// ReadyForQuery: the same shape as a simple query that fails.
+		s.t.push(pending{kind: rFunc, deny: &d})
+		writeQuery(s.uw, raiseSQL(d))
+		return nil
+	}
+	s.t.push(pending{kind: rFunc, stmt: &prepared{action: a, decision: d}, start: time.Now()})
+	writeMsg(s.uw, 'F', body)
+	return nil
+}
+
+func (s *session) protocolError(msg string) error {
+	return s.fatal(codeProtocolViolation, msg)
+}
+
+// fatal sends a FATAL error to the client and ends the session.
+func (s *session) fatal(code, msg string) error {
+	s.cwMu.Lock()
+	s.cw.Write(errorResponse("FATAL", code, msg, ""))
+	s.cw.Flush()
+	s.cwMu.Unlock()
+	return errors.New(msg)
+}
+
+func writeQuery(w *bufio.Writer, q string) {
+	writeHeader(w, 'Q', len(q)+1)
+	w.WriteString(q)
+	w.WriteByte(0)
+}
+
+// raiseSQL is a statement that makes the upstream raise the denial as an
+// ERROR with SQLSTATE 42501. Dollar-quote tags are chosen so that no text
+// from the reason can end a quote early.
+func raiseSQL(d access.Decision) string {
+	msg := denyMessage(d)
+	outer, inner := "$gh$", "$ghm$"
+	for i := 0; strings.Contains(msg, outer) || strings.Contains(msg, inner); i++ {
+		outer, inner = "$gh"+strconv.Itoa(i)+"$", "$ghm"+strconv.Itoa(i)+"$"
+	}
+	return "DO " + outer + "BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = " + inner + msg + inner + "; END" + outer
+}
+
+func denyMessage(d access.Decision) string {
+	if d.Reason != "" {
+		return d.Reason
+	}
+	return "statement denied by gatehouse"
+}
+
+// denyError is the ErrorResponse body the client sees for a denial.
+func denyError(d access.Decision) []byte {
+	detail := ""
+	if d.Policy != "" {
+		detail = fmt.Sprintf("gatehouse policy %q, rule %q", d.Policy, d.Rule)
+	}
+	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: codeInsufficientPriv,
+		Message: denyMessage(d), Detail: detail}).Encode(nil)
+	return b[5:]
+}

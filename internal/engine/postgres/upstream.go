@@ -1,0 +1,59 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse/internal/engine"
+)
+
+// startup parameters that describe the connection itself rather than session
+// settings; the gateway decides them, never the client.
+var reservedParams = map[string]bool{"user": true, "database": true, "replication": true}
+
+// dialUpstream connects and authenticates to the target with the gateway's
+// own credentials (pgconn handles trust, cleartext, md5 and SCRAM-SHA-256 and
+// TLS), keeping the client's session parameters (application_name, options,
+// DateStyle…), and hands back the raw connection to relay on.
+func dialUpstream(ctx context.Context, u engine.Upstream, clientParams map[string]string) (*pgconn.HijackedConn, error) {
+	host, portStr, err := net.SplitHostPort(u.Address)
+	if err != nil {
+		return nil, fmt.Errorf("upstream address %q: %w", u.Address, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("upstream port %q: %w", portStr, err)
+	}
+	// An empty connection string would read PG* environment variables; a
+	// minimal explicit one keeps the gateway's environment out of it.
+	cfg, err := pgconn.ParseConfig("sslmode=disable")
+	if err != nil {
+		return nil, err
+	}
+	cfg.Host, cfg.Port = host, uint16(port)
+	cfg.User, cfg.Database, cfg.Password = u.Username, u.Database, u.Password
+	cfg.TLSConfig = u.TLS // nil for disable
+	cfg.Fallbacks = nil
+	cfg.ConnectTimeout = 15 * time.Second
+	cfg.RuntimeParams = map[string]string{}
+	for k, v := range clientParams {
+		if !reservedParams[k] {
+			cfg.RuntimeParams[k] = v
+		}
+	}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	return hc, nil
+}
