@@ -18,6 +18,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/adminapi"
 	"github.com/gatehouse/gatehouse/internal/adminapi/adminapitest"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/credential"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/identity/identitytest"
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -29,7 +30,7 @@ type env struct {
 	t       *testing.T
 	srv     *httptest.Server
 	store   *adminapitest.Store
-	sealer  *adminapitest.Sealer
+	sealer  *credential.Box
 	issuer  *identitytest.Issuer
 	logs    *syncBuffer
 	changed atomic.Int64
@@ -55,7 +56,11 @@ func (s *syncBuffer) String() string {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{t: t, store: adminapitest.NewStore(), sealer: adminapitest.NewSealer(), issuer: identitytest.New(t), logs: &syncBuffer{}}
+	box, err := credential.NewBox(bytes.Repeat([]byte{7}, credential.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{t: t, sealer: box, store: adminapitest.NewStore(), issuer: identitytest.New(t), logs: &syncBuffer{}}
 	v := identity.NewVerifier([]identity.IssuerConfig{{URL: e.issuer.URL, Audience: "gatehouse"}},
 		identity.Options{HTTPClient: e.issuer.Client()})
 	h := adminapi.New(adminapi.Options{

@@ -1,7 +1,7 @@
 // Package adminapitest holds test doubles for the admin API and its CLI: an
-// in-memory store.Store, a token issuer/verifier that signs and checks real
-// JWTs with go-jose, and an AES-GCM sealer. They stand in for the real
-// backends in tests only.
+// in-memory store.Store with the semantics store.Store documents. Tests use
+// it so they do not depend on a store backend; the backends have their own
+// conformance suite.
 package adminapitest
 
 import (
