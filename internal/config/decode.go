@@ -21,7 +21,7 @@ import (
 // nodeBudget caps how many nodes one document may expand to. Aliases are
 // followed on every use, so without a cap a few lines of nested aliases
 // ("billion laughs") would take unbounded time.
-const nodeBudget = 200_000
+const nodeBudget = 100_000
 
 type decoder struct {
 	file    string
