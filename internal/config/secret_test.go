@@ -72,7 +72,7 @@ func TestSecretNeverPrinted(t *testing.T) {
 	slog.New(slog.NewJSONHandler(&logs, nil)).Info("x", "store", s)
 	js, _ := json.Marshal(struct{ S Secret }{s})
 	outs := []string{
-		fmt.Sprint(s), fmt.Sprintf("%v %s %q %+v %#v", s, s, s, s, s),
+		fmt.Sprint(s), fmt.Sprintf("%v %s %q %+v %#v %x %X", s, s, s, s, s, s, s),
 		fmt.Sprintf("%v", struct{ S Secret }{s}), logs.String(), string(js),
 	}
 	for _, out := range outs {

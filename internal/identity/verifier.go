@@ -137,6 +137,11 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*access.Principal,
 	if len(jws.Signatures) != 1 {
 		return nil, tokenErr("token must carry exactly one signature, it has %d", len(jws.Signatures))
 	}
+	// go-jose parses the header with its own JSON decoder; if it reads alg
+	// or kid differently from us (duplicate keys), the header is ambiguous.
+	if h := jws.Signatures[0].Header; string(h.Algorithm) != hdr.Alg.(string) || h.KeyID != hdr.Kid {
+		return nil, tokenErr("token header is ambiguous (duplicate alg or kid)")
+	}
 	payload, err := is.verifySignature(ctx, jws, hdr)
 	if err != nil {
 		return nil, err

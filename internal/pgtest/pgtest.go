@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,6 +106,57 @@ func Start(t testing.TB, opts Options) *Server {
 	if _, err := os.Stat(filepath.Join(BinDir(), "initdb")); err != nil {
 		SkipOrFail(t, "PostgreSQL binaries not found in %s (set PG_BINDIR)", BinDir())
 	}
+	s, stop, err := StartServer(opts)
+	if err != nil {
+		t.Fatalf("pgtest: %v", err)
+	}
+	t.Cleanup(stop)
+	return s
+}
+
+// Shared starts one server for a whole test binary: call it from TestMain.
+// It returns the exit code of m.Run. When the binaries are missing, *srv
+// stays nil and tests that need it call Need.
+func Shared(m *testing.M, srv **Server, opts Options) int {
+	if _, err := os.Stat(filepath.Join(BinDir(), "initdb")); err != nil {
+		return m.Run()
+	}
+	s, stop, err := StartServer(opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pgtest:", err)
+		return 1
+	}
+	*srv = s
+	defer stop()
+	return m.Run()
+}
+
+// Need skips or fails t when the shared server is not running.
+func Need(t testing.TB, s *Server) {
+	t.Helper()
+	if s == nil {
+		SkipOrFail(t, "PostgreSQL binaries not found in %s (set PG_BINDIR)", BinDir())
+	}
+}
+
+var dbSeq struct {
+	sync.Mutex
+	n int
+}
+
+// CreateDB creates a fresh database with a unique name and returns it.
+func (s *Server) CreateDB(t testing.TB) string {
+	t.Helper()
+	dbSeq.Lock()
+	dbSeq.n++
+	name := fmt.Sprintf("t%d_%d", os.Getpid(), dbSeq.n)
+	dbSeq.Unlock()
+	s.Exec(t, "postgres", "CREATE DATABASE "+name)
+	return name
+}
+
+// StartServer initialises and starts a server; stop removes it.
+func StartServer(opts Options) (_ *Server, stop func(), err error) {
 	if opts.Auth == "" {
 		opts.Auth = "scram-sha-256"
 	}
@@ -113,9 +165,19 @@ func Start(t testing.TB, opts Options) *Server {
 	}
 	base, err := os.MkdirTemp("", "gatehouse-pgtest-")
 	if err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
-	t.Cleanup(func() { os.RemoveAll(base) })
+	cleanup := []func(){func() { os.RemoveAll(base) }}
+	stop = func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	s := &Server{Host: "127.0.0.1", User: "postgres", Password: opts.Password,
 		Dir: filepath.Join(base, "data"), sockDir: filepath.Join(base, "sock")}
 	s.run = func(args ...string) *exec.Cmd { return exec.Command(args[0], args[1:]...) }
@@ -123,29 +185,29 @@ func Start(t testing.TB, opts Options) *Server {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			SkipOrFail(t, "running as root and no postgres user: %v", err)
+			return nil, nil, fmt.Errorf("running as root and no postgres user: %v", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
 		if err := os.Chown(base, uid, gid); err != nil {
-			t.Fatal(err)
+			return nil, nil, err
 		}
 		s.run = func(args ...string) *exec.Cmd {
 			return exec.Command("runuser", append([]string{"-u", "postgres", "--"}, args...)...)
 		}
 	}
 	if err := os.Chmod(base, 0o755); err != nil {
-		t.Fatal(err)
+		return nil, nil, err
 	}
 	pwfile := filepath.Join(base, "pw")
 	mk := s.run("sh", "-c", fmt.Sprintf("mkdir -p %s && umask 077 && printf '%%s' %q > %s", s.sockDir, opts.Password, pwfile))
 	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("pgtest: prepare: %v: %s", err, out)
+		return nil, nil, fmt.Errorf("prepare: %v: %s", err, out)
 	}
 	initdb := s.run(filepath.Join(BinDir(), "initdb"), "-D", s.Dir, "-U", "postgres", "--pwfile", pwfile,
 		"-A", opts.Auth, "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8")
 	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("pgtest: initdb: %v: %s", err, out)
+		return nil, nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
 	conf := append([]string{"fsync = off", "synchronous_commit = off", "full_page_writes = off",
 		"max_connections = 200", "log_min_messages = warning"}, opts.Conf...)
@@ -157,10 +219,15 @@ func Start(t testing.TB, opts Options) *Server {
 	app := s.run("sh", "-c", fmt.Sprintf("cat >> %s/postgresql.conf", s.Dir))
 	app.Stdin = strings.NewReader(strings.Join(conf, "\n") + "\n")
 	if out, err := app.CombinedOutput(); err != nil {
-		t.Fatalf("pgtest: conf: %v: %s", err, out)
+		return nil, nil, fmt.Errorf("conf: %v: %s", err, out)
 	}
 	for attempt := 0; ; attempt++ {
-		s.Port = FreePort(t)
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, nil, err
+		}
+		s.Port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
 		start := s.run(filepath.Join(BinDir(), "pg_ctl"), "-D", s.Dir, "-w", "-t", "60", "-l", filepath.Join(base, "log"),
 			"-o", fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1", s.Port, s.sockDir), "start")
 		out, err := start.CombinedOutput()
@@ -169,11 +236,11 @@ func Start(t testing.TB, opts Options) *Server {
 		}
 		if attempt == 2 {
 			logb, _ := os.ReadFile(filepath.Join(base, "log"))
-			t.Fatalf("pgtest: pg_ctl start: %v: %s\n%s", err, out, logb)
+			return nil, nil, fmt.Errorf("pg_ctl start: %v: %s\n%s", err, out, logb)
 		}
 	}
-	t.Cleanup(func() {
+	cleanup = append(cleanup, func() {
 		s.run(filepath.Join(BinDir(), "pg_ctl"), "-D", s.Dir, "-m", "immediate", "-w", "stop").Run()
 	})
-	return s
+	return s, stop, nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -27,11 +28,18 @@ type fixture struct {
 	op   *enginetest.Opener
 }
 
+var shared *pgtest.Server
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Shared(m, &shared, pgtest.Options{})) }
+
+// start runs an engine in front of a fresh database on the shared server;
+// the test's connection name is "orders".
 func start(t *testing.T) *fixture {
 	t.Helper()
-	pg := pgtest.Start(t, pgtest.Options{})
-	pg.Exec(t, "postgres", "CREATE DATABASE orders")
-	pg.Exec(t, "orders", "CREATE TABLE items (id int primary key, name text)")
+	pgtest.Need(t, shared)
+	pg := shared
+	db := pg.CreateDB(t)
+	pg.Exec(t, db, "CREATE TABLE items (id int primary key, name text)")
 	cp := &enginetest.Checkpoint{Deny: func(s string) string {
 		if strings.Contains(strings.ToLower(s), "drop table") {
 			return "DROP TABLE is not allowed for agents"
@@ -39,7 +47,7 @@ func start(t *testing.T) *fixture {
 		return ""
 	}}
 	op := &enginetest.Opener{Token: token, Target: "orders", Checkpoint: cp,
-		Upstream: engine.Upstream{Address: pg.Addr(), Database: "orders", Username: "postgres", Password: pg.Password, TLSMode: "disable"}}
+		Upstream: engine.Upstream{Address: pg.Addr(), Database: db, Username: "postgres", Password: pg.Password, TLSMode: "disable"}}
 	eng := postgres.New(postgres.Config{Opener: op})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

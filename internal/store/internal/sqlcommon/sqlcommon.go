@@ -1,0 +1,120 @@
+// Package sqlcommon holds what the SQLite and PostgreSQL stores share: value
+// normalisation and the audit query builder, so both backends answer a
+// Filter with the same SQL shape and pass one conformance suite.
+package sqlcommon
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+)
+
+// DefaultLimit is the number of events ListEvents returns when the filter
+// gives no limit.
+const DefaultLimit = 100
+
+// Micro normalises t to what both backends store: UTC with microsecond
+// precision.
+func Micro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
+// CeilMicro rounds t up to the next microsecond, so "at or after t" keeps
+// its meaning for stored (truncated) times.
+func CeilMicro(t time.Time) time.Time {
+	m := Micro(t)
+	if m.Before(t) {
+		m = m.Add(time.Microsecond)
+	}
+	return m
+}
+
+// EncodeAccess stores an access list as a JSON array ("[]" when empty).
+func EncodeAccess(a []string) (string, error) {
+	if len(a) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(a)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// DecodeAccess reverses EncodeAccess; an empty list decodes to nil.
+func DecodeAccess(s string) ([]string, error) {
+	var a []string
+	if err := json.Unmarshal([]byte(s), &a); err != nil {
+		return nil, fmt.Errorf("stored access list is not a JSON array: %w", err)
+	}
+	if len(a) == 0 {
+		return nil, nil
+	}
+	return a, nil
+}
+
+// NilIfEmpty maps empty byte slices to nil, so "no secret"/"no detail" is
+// always stored as NULL.
+func NilIfEmpty(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// EventColumns is the column list of audit_events in Event field order.
+const EventColumns = "seq, time, type, session_id, issuer, subject, connection, decision, reason, statement, detail"
+
+// EventQuery builds the SELECT for f. ph renders the nth (1-based)
+// placeholder; timeArg converts a time to the backend's stored form. Rows
+// come newest first (seq DESC) so LIMIT keeps the most recent N; callers
+// reverse them with ReverseEvents.
+func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
+	var where []string
+	var args []any
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.Replace(cond, "?", ph(len(args)), 1))
+	}
+	if f.Principal != "" {
+		add("subject = ?", f.Principal)
+	}
+	if f.Connection != "" {
+		add("connection = ?", f.Connection)
+	}
+	if f.Decision != "" {
+		add("decision = ?", f.Decision)
+	}
+	if f.Type != "" {
+		add("type = ?", f.Type)
+	}
+	if f.SessionID != "" {
+		add("session_id = ?", f.SessionID)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", timeArg(CeilMicro(f.Since)))
+	}
+	if f.AfterSeq > 0 {
+		add("seq > ?", f.AfterSeq)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	var b strings.Builder
+	b.WriteString("SELECT " + EventColumns + " FROM audit_events")
+	if len(where) > 0 {
+		b.WriteString(" WHERE " + strings.Join(where, " AND "))
+	}
+	b.WriteString(" ORDER BY seq DESC LIMIT " + strconv.Itoa(limit))
+	return b.String(), args
+}
+
+// ReverseEvents turns newest-first rows into ascending seq order.
+func ReverseEvents(ev []audit.Event) []audit.Event {
+	slices.Reverse(ev)
+	return ev
+}

@@ -1,0 +1,222 @@
+// Package sqlite is gatehouse's embedded store: a single SQLite file
+// (modernc.org/sqlite, pure Go, no cgo) in WAL mode.
+//
+// Writes go through one connection, so writers queue in Go instead of
+// failing with SQLITE_BUSY; transactions start IMMEDIATE so a second process
+// on the same file waits on busy_timeout rather than failing at COMMIT.
+// Reads use a separate small pool of read-only connections, which WAL lets
+// run beside the writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/internal/sqlcommon"
+	"github.com/gatehouse/gatehouse/internal/store/migrations"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// FileName is the database file inside the data directory.
+const FileName = "gatehouse.db"
+
+// Store is the SQLite implementation of store.Store.
+type Store struct {
+	w      *sql.DB   // the single writer connection
+	r      *sql.DB   // read-only pool
+	insert *sql.Stmt // prepared event insert, bound to w
+}
+
+var _ store.Store = (*Store)(nil)
+
+// OpenDir opens (creating if needed) dataDir/gatehouse.db. dataDir is
+// created with mode 0700: the database holds encrypted secrets and the
+// audit trail.
+func OpenDir(ctx context.Context, dataDir string) (*Store, error) {
+	if dataDir == "" {
+		return nil, errors.New("sqlite store: empty data directory")
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite store: create data directory: %w", err)
+	}
+	return Open(ctx, filepath.Join(dataDir, FileName))
+}
+
+// Open opens (creating if needed) the database file at path and applies
+// pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite store: invalid database path %q", path)
+	}
+	// synchronous(FULL): a committed audit batch survives power loss, not
+	// just a process crash; batching keeps that to one fsync per batch.
+	common := url.Values{"_pragma": {"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}}
+	wq := url.Values{"_txlock": {"immediate"}}
+	wq["_pragma"] = common["_pragma"]
+	rq := url.Values{"_pragma": append([]string{"query_only(1)"}, common["_pragma"]...)}
+
+	// Create the file and the schema through the writer before readers open
+	// it (a query_only connection cannot switch the file to WAL).
+	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, path, wq); err != nil {
+		w.Close()
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &Store{w: w, r: r}
+	if s.insert, err = w.PrepareContext(ctx, `INSERT INTO audit_events (`+sqlcommon.EventColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	if err := s.Ping(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate runs goose on its own short-lived connection: goose holds a
+// connection while it works and must not compete with the single writer.
+func migrate(ctx context.Context, path string, q url.Values) error {
+	db, err := sql.Open("sqlite", path+"?"+q.Encode())
+	if err != nil {
+		return fmt.Errorf("sqlite store: %w", err)
+	}
+	defer db.Close()
+	if err := migrations.Up(ctx, db, migrations.SQLite); err != nil {
+		return fmt.Errorf("sqlite store: %w", err)
+	}
+	return nil
+}
+
+// Ping checks both connection pools.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite store: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error {
+	var errs []error
+	if s.insert != nil {
+		errs = append(errs, s.insert.Close())
+	}
+	errs = append(errs, s.r.Close(), s.w.Close())
+	return errors.Join(errs...)
+}
+
+func micros(t time.Time) int64 { return sqlcommon.Micro(t).UnixMicro() }
+
+func fromMicros(v int64) time.Time { return time.UnixMicro(v).UTC() }
+
+// AppendEvents inserts events in one IMMEDIATE transaction. Seq values are
+// max(seq)+1, +2, … read inside that transaction: the write lock makes them
+// gap-free and in append order even with several processes on one file.
+// Time is normalised to UTC microseconds (now if zero); Seq and the
+// normalised Time are written back into events only after COMMIT succeeds.
+func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite store: append events: %w", err)
+	}
+	defer tx.Rollback()
+	var last int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_events`).Scan(&last); err != nil {
+		return fmt.Errorf("sqlite store: append events: %w", err)
+	}
+	stmt := tx.StmtContext(ctx, s.insert)
+	now := time.Now()
+	times := make([]int64, len(events))
+	for i := range events {
+		e := &events[i]
+		t := e.Time
+		if t.IsZero() {
+			t = now
+		}
+		times[i] = micros(t)
+		if _, err := stmt.ExecContext(ctx, last+int64(i)+1, times[i], e.Type, e.SessionID, e.Issuer, e.Subject,
+			e.Connection, e.Decision, e.Reason, e.Statement, nullText(e.Detail)); err != nil {
+			return fmt.Errorf("sqlite store: append events: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite store: append events: commit: %w", err)
+	}
+	for i := range events {
+		events[i].Seq = last + int64(i) + 1
+		events[i].Time = fromMicros(times[i])
+	}
+	return nil
+}
+
+// nullText stores JSON detail as TEXT (readable with the sqlite3 shell), or
+// NULL when there is none.
+func nullText(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
+
+// ListEvents returns the most recent Limit events matching f, in ascending
+// seq order.
+func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
+	q, args := sqlcommon.EventQuery(f, func(int) string { return "?" }, func(t time.Time) any { return t.UnixMicro() })
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: list events: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Event
+	for rows.Next() {
+		var e audit.Event
+		var t int64
+		var detail []byte
+		if err := rows.Scan(&e.Seq, &t, &e.Type, &e.SessionID, &e.Issuer, &e.Subject, &e.Connection,
+			&e.Decision, &e.Reason, &e.Statement, &detail); err != nil {
+			return nil, fmt.Errorf("sqlite store: list events: %w", err)
+		}
+		e.Time = fromMicros(t)
+		e.Detail = sqlcommon.NilIfEmpty(detail)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: list events: %w", err)
+	}
+	return sqlcommon.ReverseEvents(out), nil
+}
