@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# test/regress/run.sh — PostgreSQL's own regression suite, direct and through
+# gatehouse, on one throwaway PostgreSQL 15; fails when the two legs disagree.
+#
+# The suite is pg_regress with parallel_schedule (≈200 tests of SQL semantics,
+# errors, notices, COPY, large objects, prepared statements, cursors …). It
+# runs with --use-existing against a fresh "regression" database each leg:
+# first DIRECT, then THROUGH the gateway (dbname = connection "regression",
+# password = a dev-issuer token). A test failing only through the gateway is a
+# conformance bug (or a documented, explained difference).
+#
+# Usage: test/regress/run.sh [--direct-only | --gateway] [--keep] [--schedule FILE]
+#   --direct-only  skip the gateway leg
+#   --gateway      require the gateway leg (fail if bin/gatehouse cannot serve)
+#   default        run the gateway leg when bin/gatehouse can serve (GATEHOUSE_REGRESS_GATEWAY=0|1|auto)
+#   --keep         keep the work directory (results, diffs, logs)
+# Env: GATEHOUSE_BIN (default bin/gatehouse), GATEHOUSE_CACHE (suite build cache).
+# Exit: 0 same result sets; 1 they differ (or gateway required and absent); 2 setup error.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/../.." && pwd)
+gateway=${GATEHOUSE_REGRESS_GATEWAY:-auto}
+keep=0
+schedule=parallel_schedule
+while [[ $# -gt 0 ]]; do
+	case $1 in
+	--direct-only) gateway=0; shift ;;
+	--gateway) gateway=1; shift ;;
+	--keep) keep=1; shift ;;
+	--schedule) schedule=$2; shift 2 ;;
+	-h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
+	esac
+done
+bin=${GATEHOUSE_BIN:-$root/bin/gatehouse}
+bindir=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+log() { echo "regress: $*" >&2; }
+
+as_pg() {
+	if [[ $(id -u) -eq 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+if [[ $gateway == auto ]]; then
+	if "$root/scripts/start-gatehouse.sh" --check --bin "$bin"; then gateway=1; else
+		gateway=0
+		log "bin/gatehouse cannot serve yet: running the DIRECT leg only"
+	fi
+elif [[ $gateway == 1 ]] && ! "$root/scripts/start-gatehouse.sh" --check --bin "$bin"; then
+	log "gateway leg required but $bin cannot serve (go build -o bin/gatehouse ./cmd/gatehouse)"
+	exit 1
+fi
+
+tree=$("$root/scripts/regress-build.sh") || exit 2
+work=$(mktemp -d /tmp/gatehouse-regress.XXXXXX)
+chmod 0755 "$work"
+if [[ $(id -u) -eq 0 ]]; then chown postgres: "$work"; fi # pg_regress runs as postgres
+cleanup() {
+	"$root/scripts/start-gatehouse.sh" --stop "$work/gw" 2>/dev/null || true
+	"$root/scripts/start-postgres.sh" --stop "$work/pg" 2>/dev/null || true
+	if [[ $keep -eq 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+# The server reads the suite's data files (COPY FROM) and loads regress.so,
+# and writes results/ (COPY TO): a copy owned by postgres makes both work even
+# when the cache sits under a home directory the server cannot enter.
+cp -a "$tree/src/test/regress" "$work/suite"
+if [[ $(id -u) -eq 0 ]]; then chown -R postgres: "$work/suite"; fi
+
+log "starting PostgreSQL"
+"$root/scripts/start-postgres.sh" "$work/pg" >/dev/null || exit 2
+
+# fresh_db recreates "regression" the way pg_regress would without
+# --use-existing (template0 and the same per-database settings).
+fresh_db() {
+	(
+		. "$work/pg/pg.env"
+		psql -X -q -v ON_ERROR_STOP=1 -d postgres <<-'SQL'
+			DROP DATABASE IF EXISTS regression WITH (FORCE);
+			CREATE DATABASE regression TEMPLATE = template0;
+			ALTER DATABASE regression SET lc_messages TO 'C';
+			ALTER DATABASE regression SET lc_monetary TO 'C';
+			ALTER DATABASE regression SET lc_numeric TO 'C';
+			ALTER DATABASE regression SET lc_time TO 'C';
+			ALTER DATABASE regression SET bytea_output TO 'hex';
+			ALTER DATABASE regression SET timezone_abbreviations TO 'Default';
+		SQL
+		# Roles and tablespaces the suite leaves behind would make the next leg's
+		# CREATE ROLE/TABLESPACE fail for reasons unrelated to the path.
+		psql -X -qAt -d postgres -c "select format('DROP ROLE %I;', rolname) from pg_roles where rolname like 'regress\_%'" |
+			psql -X -q -d postgres >/dev/null 2>&1 || true
+	)
+}
+
+# run_leg NAME ENVFILE: pg_regress as the postgres user from its own writable
+# output directory; the client settings come from ENVFILE.
+run_leg() {
+	local name=$1 envfile=$2 out=$work/$1
+	as_pg mkdir -p "$out"
+	fresh_db
+	local start=$SECONDS
+	(
+		. "$envfile"
+		cd "$work/suite"
+		as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" PGPASSWORD="$PGPASSWORD" PGSSLMODE=disable \
+			./pg_regress --use-existing --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+			--bindir="$bindir" --inputdir=. --outputdir="$out" --dlpath=. \
+			--dbname=regression --schedule="$schedule" --max-connections=20 >"$work/$name.out" 2>&1
+	) || true
+	log "$name leg took $((SECONDS - start))s"
+	# "test foo ... ok", "     foo ... FAILED", "foo ... failed (ignored)"
+	sed -nE 's/^(test +| +)?([A-Za-z0-9_.-]+) +\.\.\. +(ok|FAILED|failed \(ignored\)).*/\2 \3/p' "$work/$name.out" |
+		awk '{print $1, ($2 == "ok" ? "ok" : ($2 == "FAILED" ? "FAILED" : "ignored"))}' | sort >"$work/$name.results"
+}
+
+summary() { # NAME
+	local r=$work/$1.results total passed failed
+	total=$(wc -l <"$r")
+	passed=$(grep -c ' ok$' "$r" || true)
+	failed=$((total - passed))
+	printf '%-8s %d of %d tests passed, %d failed' "$1:" "$passed" "$total" "$failed"
+	# pg_regress's own verdict, e.g. " 2 of 213 tests failed."
+	printf '   (pg_regress: %s)\n' "$(grep -E 'tests? (passed|failed)' "$work/$1.out" | tail -n1 | sed 's/^ *//; s/ *$//')"
+}
+
+# excerpt NAME TEST: the first lines of TEST's diff from leg NAME.
+excerpt() {
+	awk -v t="/$2.out" 'index($0, "diff ") == 1 { show = (index($0, t) > 0) } show' "$work/$1/regression.diffs" 2>/dev/null |
+		head -n "${GATEHOUSE_REGRESS_DIFF_LINES:-40}" | sed 's/^/    /'
+}
+
+run_leg direct "$work/pg/pg.env"
+[[ -s $work/direct.results ]] || { log "direct leg produced no results:"; tail -n 30 "$work/direct.out" >&2; exit 2; }
+
+if [[ $gateway != 1 ]]; then
+	echo "== PostgreSQL regression suite ($schedule, suite $(cat "$tree/.gatehouse-source-version" 2>/dev/null || echo '?'), server $("$bindir/postgres" --version | awk '{print $3}'))"
+	summary direct
+	grep -v ' ok$' "$work/direct.results" | sed 's/^/  direct failure: /' || true
+	echo "gateway leg skipped"
+	exit 0
+fi
+
+log "starting gatehouse"
+"$root/scripts/start-gatehouse.sh" --bin "$bin" --connection regression "$work/gw" "$work/pg/pg.env" >/dev/null || exit 2
+run_leg gateway "$work/gw/gatehouse.env"
+
+echo "== PostgreSQL regression suite ($schedule, suite $(cat "$tree/.gatehouse-source-version" 2>/dev/null || echo '?'), server $("$bindir/postgres" --version | awk '{print $3}'))"
+summary direct
+summary gateway
+join -a1 -a2 -e missing -o 0,1.2,2.2 "$work/direct.results" "$work/gateway.results" >"$work/joined"
+only_gw=$(awk '$2 == "ok" && $3 != "ok" {print $1}' "$work/joined")
+only_direct=$(awk '$2 != "ok" && $3 == "ok" {print $1}' "$work/joined")
+both=$(awk '$2 != "ok" && $3 != "ok" {print $1}' "$work/joined" | tr '\n' ' ')
+[[ -n $both ]] && echo "failing on both paths (not the gateway's doing): $both"
+[[ -n $only_direct ]] && echo "failing only DIRECT (flaky?): $(echo $only_direct)"
+if [[ -z $only_gw && -z $only_direct ]]; then
+	echo "RESULT: same result set direct and through gatehouse"
+	exit 0
+fi
+if [[ -n $only_gw ]]; then
+	echo "failing only THROUGH GATEHOUSE: $(echo $only_gw)"
+	for t in $only_gw; do
+		echo "--- $t"
+		excerpt gateway "$t"
+	done
+fi
+echo "RESULT: result sets differ"
+[[ $keep -eq 1 ]] || echo "(re-run with --keep to inspect $work/{direct,gateway}/regression.diffs)"
+exit 1
