@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/gateway"
+)
+
+func newServeCmd() *cobra.Command {
+	var (
+		cfgPath string
+		dev     bool
+		drain   time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the gateway",
+		Long: `Run the gateway: the PostgreSQL listener, the admin API (/api/v1), /healthz,
+/readyz and /metrics.
+
+--dev turns on the built-in OIDC issuer (tokens for any subject from
+"gatehouse token"), a generated self-signed TLS certificate and a generated
+secret key in data_dir. It is for trying gatehouse out, never for production.
+
+On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
+--drain-timeout, then ends them and flushes the audit log.`,
+		Example: `  gatehouse serve --dev --config gatehouse.dev.yaml
+  GATEHOUSE_SECRET_KEY=$(openssl rand -base64 32) gatehouse serve --config /etc/gatehouse/gatehouse.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var cfg *config.Config
+			switch {
+			case cfgPath != "":
+				var err error
+				if cfg, err = config.Load(cfgPath); err != nil {
+					return err
+				}
+			case dev:
+				cfg = config.Default()
+			default:
+				return usagef("--config FILE is required (or --dev to try gatehouse with built-in defaults)")
+			}
+			if dev {
+				cfg.Identity.DevIssuer = true
+			}
+			log := newLogger(cfg.Log, cmd.ErrOrStderr())
+			if dev {
+				log.Warn("DEV MODE: dev issuer, generated TLS certificate and generated secret key are ON. Do not use --dev in production.")
+			}
+			ctx := cmd.Context()
+			g, err := gateway.New(ctx, gateway.Options{Config: cfg, Dev: dev, Logger: log})
+			if err != nil {
+				return err
+			}
+			if err := g.Start(); err != nil {
+				g.Shutdown(context.Background())
+				return err
+			}
+			if dev {
+				printDevHints(cmd.ErrOrStderr(), cfg, g)
+			}
+			<-ctx.Done()
+			log.Info("shutting down", "drain_timeout", drain.String())
+			sctx, cancel := context.WithTimeout(context.Background(), drain)
+			defer cancel()
+			return g.Shutdown(sctx)
+		},
+	}
+	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (YAML)")
+	cmd.Flags().BoolVar(&dev, "dev", false, "development mode: dev token issuer, generated TLS cert and secret key")
+	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long live sessions may continue after a shutdown signal")
+	return cmd
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if strings.EqualFold(c.Format, "text") {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func printDevHints(w io.Writer, cfg *config.Config, g *gateway.Gateway) {
+	api := "http://" + g.Addr("api")
+	fmt.Fprintf(w, "\ngatehouse is running in DEV MODE.\n  API:        %s\n", api)
+	if pg := g.Addr("postgres"); pg != "" {
+		host, port, _ := strings.Cut(pg, ":")
+		db := "NAME"
+		if len(cfg.Connections) > 0 {
+			db = cfg.Connections[0].Name
+		}
+		fmt.Fprintf(w, "  PostgreSQL: %s\n\nTry it:\n  export PGPASSWORD=$(gatehouse token --api %s --subject me --group developers)\n  psql \"host=%s port=%s dbname=%s user=me\" -c 'select 1'\n\n",
+			pg, api, host, port, db)
+	}
+}

@@ -1,0 +1,341 @@
+// Package gateway wires gatehouse together: it loads the configured
+// connections into the store, builds the identity verifier (and the dev
+// issuer), the audit log, the checkpoint and the protocol engines, and runs
+// the listeners and the admin API. It is the only package that knows every
+// engine; the list is explicit below, with no init-time registry.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/adminapi"
+	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/checkpoint"
+	"github.com/gatehouse/gatehouse/internal/config"
+	"github.com/gatehouse/gatehouse/internal/credential"
+	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/engine/postgres"
+	"github.com/gatehouse/gatehouse/internal/identity"
+	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/store"
+	"github.com/gatehouse/gatehouse/internal/store/storeopen"
+)
+
+// Options configure a gateway.
+type Options struct {
+	Config *config.Config
+	// Dev turns on the dev issuer, a generated TLS certificate and a
+	// generated secret key when none is configured. Never in production.
+	Dev    bool
+	Logger *slog.Logger // nil = slog.Default()
+}
+
+// Gateway is a running gatehouse.
+type Gateway struct {
+	cfg      *config.Config
+	dev      bool
+	log      *slog.Logger
+	store    store.Store
+	box      *credential.Box
+	verifier *identity.Verifier
+	devIss   *identity.DevIssuer
+	audit    *audit.Log
+	metrics  *metrics.Metrics
+	cp       *checkpoint.Checkpoint
+	acl      *accessCache
+	tls      *tls.Config
+	apiTLS   bool
+	handler  http.Handler
+
+	engines   []listenerEngine
+	listeners []net.Listener
+	apiSrv    *http.Server
+	addrs     map[string]string
+
+	sessCtx    context.Context // cancelled to end live sessions at shutdown
+	sessCancel context.CancelFunc
+	sessions   sync.WaitGroup
+	stopOnce   sync.Once
+}
+
+type listenerEngine struct {
+	addr string
+	eng  engine.Engine
+}
+
+// New builds a gateway from its configuration. Nothing listens until Start.
+func New(ctx context.Context, o Options) (_ *Gateway, err error) {
+	cfg := o.Config
+	log := o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	g := &Gateway{cfg: cfg, dev: o.Dev, log: log, addrs: map[string]string{}}
+	defer func() {
+		if err != nil {
+			g.closeStorage()
+		}
+	}()
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
+	}
+	if err := cfg.ResolveSecrets(); err != nil {
+		return nil, err
+	}
+	if err := g.loadKey(); err != nil {
+		return nil, err
+	}
+	if err := g.loadTLS(); err != nil {
+		return nil, err
+	}
+	dsn, err := cfg.Store.Resolve()
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	if g.store, err = storeopen.Open(ctx, dsn, cfg.DataDir); err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	g.audit = audit.NewLog(g.store, cfg.Audit.QueueSize, log.With("component", "audit"))
+	g.metrics = metrics.New(g.audit)
+	if err := g.syncConnections(ctx); err != nil {
+		return nil, err
+	}
+	g.acl = newAccessCache(g.store, log)
+	if err := g.acl.refresh(ctx); err != nil {
+		return nil, err
+	}
+	g.cp = checkpoint.New(g.audit, g.acl.lookup, g.metrics)
+	if err := g.buildIdentity(); err != nil {
+		return nil, err
+	}
+	g.sessCtx, g.sessCancel = context.WithCancel(context.Background())
+	if cfg.Listen.Postgres != "" {
+		g.engines = append(g.engines, listenerEngine{addr: cfg.Listen.Postgres, eng: postgres.New(postgres.Config{
+			Opener:               g,
+			TLS:                  g.tls,
+			AllowPlaintextRemote: cfg.Postgres.AllowPlaintextRemote,
+			MaxMessageSize:       int(cfg.Postgres.MaxMessageSize),
+			Logger:               log,
+		})})
+	}
+	var devHandler http.Handler
+	if g.devIss != nil {
+		devHandler = g.devIss
+	}
+	g.handler = adminapi.New(adminapi.Options{
+		Store: g.store, Verifier: g.verifier, Sealer: g.box, Admins: cfg.Admins,
+		DevIssuer: devHandler, Metrics: g.metrics.Handler(), Ready: g.ready,
+		Audit: g.audit.Append, Logger: log,
+		OnConnectionsChanged: func() {
+			if err := g.acl.refresh(context.Background()); err != nil {
+				log.Error("refreshing access lists", "err", err)
+			}
+		},
+	})
+	return g, nil
+}
+
+// loadKey loads the key that encrypts upstream secrets at rest.
+func (g *Gateway) loadKey() error {
+	ref := string(g.cfg.SecretKey)
+	key, err := credential.LoadKey(ref)
+	if err != nil && g.dev {
+		path := filepath.Join(g.cfg.DataDir, "secret.key")
+		g.log.Warn("DEV MODE: no secret key configured (" + err.Error() + "); using a generated key in " + path + ". Set GATEHOUSE_SECRET_KEY in production.")
+		key, err = credential.LoadOrCreateKeyFile(path)
+	}
+	if err != nil {
+		return fmt.Errorf("secret_key: %w (set GATEHOUSE_SECRET_KEY to 32 random bytes, base64-encoded, e.g. `openssl rand -base64 32`)", err)
+	}
+	g.box, err = credential.NewBox(key)
+	return err
+}
+
+// loadTLS loads the configured certificate, or in dev mode generates one.
+func (g *Gateway) loadTLS() error {
+	t := g.cfg.TLS
+	if t.Enabled() {
+		cert, err := t.Cert.Resolve()
+		if err != nil {
+			return fmt.Errorf("tls.cert: %w", err)
+		}
+		key, err := t.Key.Resolve()
+		if err != nil {
+			return fmt.Errorf("tls.key: %w", err)
+		}
+		pair, err := tls.X509KeyPair([]byte(cert), []byte(key))
+		if err != nil {
+			return fmt.Errorf("tls: cert/key: %w", err)
+		}
+		g.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+		g.apiTLS = true
+		return nil
+	}
+	if !g.dev {
+		return nil
+	}
+	pair, err := loadOrCreateDevCert(g.cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("dev TLS certificate: %w", err)
+	}
+	g.log.Warn("DEV MODE: PostgreSQL TLS uses a generated self-signed certificate in " + g.cfg.DataDir + "; configure tls.cert/tls.key in production")
+	g.tls = &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	return nil
+}
+
+func (g *Gateway) buildIdentity() error {
+	var issuers []identity.IssuerConfig
+	for _, is := range g.cfg.Identity.Issuers {
+		issuers = append(issuers, identity.IssuerConfig{URL: is.URL, Audience: is.Audience,
+			GroupsClaim: is.GroupsClaim, ClientIDClaim: is.ClientIDClaim})
+	}
+	g.verifier = identity.NewVerifier(issuers, identity.Options{})
+	if !g.cfg.Identity.DevIssuer && !g.dev {
+		return nil
+	}
+	key, err := identity.LoadOrCreateDevKey(filepath.Join(g.cfg.DataDir, "dev-issuer.key"))
+	if err != nil {
+		return fmt.Errorf("dev issuer key: %w", err)
+	}
+	var clients []identity.DevClient
+	for _, c := range g.cfg.Identity.DevClients {
+		sec, err := c.Secret.Resolve()
+		if err != nil {
+			return fmt.Errorf("identity.dev_clients %s: %w", c.ID, err)
+		}
+		clients = append(clients, identity.DevClient{ID: c.ID, Secret: sec, Groups: c.Groups})
+	}
+	iss := g.cfg.BaseURL(g.apiTLS) + "/dev"
+	g.devIss, err = identity.NewDevIssuer(iss, key, identity.DevOptions{Audience: g.cfg.Identity.Audience, Clients: clients})
+	if err != nil {
+		return err
+	}
+	g.verifier.AddStaticIssuer(g.devIss.Config(), g.devIss.Keys)
+	g.log.Warn("DEV MODE: the built-in dev OIDC issuer is ON at " + iss + ": any local process can mint tokens for any subject. Never enable it in production.")
+	return nil
+}
+
+func (g *Gateway) ready(ctx context.Context) error {
+	if err := g.store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := g.audit.Healthy(); err != nil {
+		return fmt.Errorf("audit: %w", err)
+	}
+	return nil
+}
+
+// Handler is the admin API / health / metrics / dev issuer handler.
+func (g *Gateway) Handler() http.Handler { return g.handler }
+
+// Addr returns the bound address of a listener ("api", "postgres") after Start.
+func (g *Gateway) Addr(name string) string { return g.addrs[name] }
+
+// Start binds every listener and serves in the background.
+func (g *Gateway) Start() error {
+	apiL, err := net.Listen("tcp", g.cfg.Listen.API)
+	if err != nil {
+		return fmt.Errorf("listen.api %s: %w", g.cfg.Listen.API, err)
+	}
+	g.listeners = append(g.listeners, apiL)
+	g.addrs["api"] = apiL.Addr().String()
+	for _, le := range g.engines {
+		l, err := net.Listen("tcp", le.addr)
+		if err != nil {
+			g.closeListeners()
+			return fmt.Errorf("listen.%s %s: %w", le.eng.Protocol(), le.addr, err)
+		}
+		g.listeners = append(g.listeners, l)
+		g.addrs[le.eng.Protocol()] = l.Addr().String()
+		go g.accept(l, le.eng)
+		g.log.Info("listening", "protocol", le.eng.Protocol(), "addr", l.Addr().String(), "tls", g.tls != nil)
+	}
+	g.apiSrv = &http.Server{Handler: g.handler, ReadHeaderTimeout: 10 * time.Second}
+	if g.apiTLS {
+		g.apiSrv.TLSConfig = g.tls
+		go g.apiSrv.ServeTLS(apiL, "", "")
+	} else {
+		go g.apiSrv.Serve(apiL)
+	}
+	g.log.Info("listening", "protocol", "http", "addr", apiL.Addr().String(), "url", g.cfg.BaseURL(g.apiTLS))
+	return nil
+}
+
+func (g *Gateway) accept(l net.Listener, eng engine.Engine) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			g.log.Error("accept", "protocol", eng.Protocol(), "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if tc, ok := c.(*net.TCPConn); ok {
+			tc.SetNoDelay(true)
+			tc.SetKeepAlive(true)
+		}
+		g.sessions.Add(1)
+		go func() {
+			defer g.sessions.Done()
+			eng.Serve(g.sessCtx, c)
+		}()
+	}
+}
+
+func (g *Gateway) closeListeners() {
+	for _, l := range g.listeners {
+		l.Close()
+	}
+}
+
+// Shutdown stops accepting, lets live sessions finish until ctx ends, then
+// ends them with an admin-shutdown error, flushes the audit log and closes
+// the store.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	g.stopOnce.Do(func() {
+		g.closeListeners()
+		done := make(chan struct{})
+		go func() { g.sessions.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			g.log.Warn("drain timeout: ending live sessions")
+			g.sessCancel()
+			<-done
+		}
+		g.sessCancel()
+		if g.apiSrv != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			g.apiSrv.Shutdown(sctx)
+			cancel()
+		}
+		err = g.closeStorage()
+	})
+	return err
+}
+
+func (g *Gateway) closeStorage() error {
+	var errs []error
+	if g.audit != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		errs = append(errs, g.audit.Close(ctx))
+		cancel()
+	}
+	if g.store != nil {
+		errs = append(errs, g.store.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,71 @@
+package e2e
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit"
+)
+
+// events reads /api/v1/audit/events as an admin, after giving the audit
+// log a moment to flush its queue.
+func (e *env) events(t *testing.T, query string) []audit.Event {
+	t.Helper()
+	admin := e.token("root", "platform-admins")
+	var out []audit.Event
+	for attempt := 0; attempt < 20; attempt++ {
+		req, _ := http.NewRequest("GET", e.api+"/api/v1/audit/events?"+query, nil)
+		req.Header.Set("Authorization", "Bearer "+admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body struct {
+			Events []audit.Event `json:"events"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || err != nil {
+			t.Fatalf("audit events: %d %v", resp.StatusCode, err)
+		}
+		out = body.Events
+		if len(out) > 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return out
+}
+
+func TestAuditSessionLifecycle(t *testing.T) {
+	e := startEnv(t, envOpts{})
+	tok := e.token("agent-1", "analysts")
+	e.run(tok, "psql", "-X", "-Atc", "select 42; select 'x'")
+	time.Sleep(300 * time.Millisecond)
+	evs := e.events(t, "principal=agent-1&limit=50")
+	var types []string
+	var sessionID string
+	for _, ev := range evs {
+		types = append(types, ev.Type)
+		if ev.Type == audit.TypeSessionOpened {
+			sessionID = ev.SessionID
+			if !strings.Contains(string(ev.Detail), `"analysts"`) || !strings.Contains(string(ev.Detail), `"application_name":"psql"`) {
+				t.Errorf("session.opened detail: %s", ev.Detail)
+			}
+		}
+	}
+	want := []string{"session.opened", "statement", "statement", "session.closed"}
+	if strings.Join(types, ",") != strings.Join(want, ",") {
+		t.Fatalf("event types = %v, want %v", types, want)
+	}
+	st := evs[1]
+	if st.Statement != "select 42" || st.Decision != "allow" || st.SessionID != sessionID || st.Connection != "orders" {
+		t.Errorf("statement event: %+v", st)
+	}
+	if !strings.Contains(string(st.Detail), `"rows":1`) || !strings.Contains(string(st.Detail), `"command":"SELECT 1"`) {
+		t.Errorf("statement detail: %s", st.Detail)
+	}
+}
