@@ -93,9 +93,9 @@ func (d *decoder) resolve(n *yaml.Node) *yaml.Node {
 	}
 	d.budget--
 	if d.budget == 0 {
-		d.add(n.Line, "", "document is too large or expands too far through aliases")
+		d.add(0, "", "document is too large or expands too far through aliases")
 	}
-	if d.budget <= 0 {
+	if d.budget <= 0 || n == nil {
 		return nil
 	}
 	return n
