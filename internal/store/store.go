@@ -22,11 +22,11 @@ type Connection struct {
 	Address   string    `json:"address"`
 	Database  string    `json:"database"`
 	Username  string    `json:"username"`
-	Secret    []byte    `json:"-"`        // encrypted password (credential.Box); nil = none
-	TLSMode   string    `json:"tls"`      // disable | require | verify-full
-	TLSCA     string    `json:"tls_ca"`   // PEM or file: reference for verify-full; "" = system roots
-	Access    []string  `json:"access"`   // principal selectors allowed to connect
-	Source    string    `json:"source"`   // "config" or "api"
+	Secret    []byte    `json:"-"`      // encrypted password (credential.Box); nil = none
+	TLSMode   string    `json:"tls"`    // disable | require | verify-full
+	TLSCA     string    `json:"tls_ca"` // PEM or file: reference for verify-full; "" = system roots
+	Access    []string  `json:"access"` // principal selectors allowed to connect
+	Source    string    `json:"source"` // "config" or "api"
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
 }
