@@ -391,3 +391,46 @@ func BenchmarkVerify(b *testing.B) {
 
 // unsigned strips the signature, keeping the trailing dot.
 func unsigned(tok string) string { return tok[:strings.LastIndex(tok, ".")+1] }
+
+func TestJWKSWithUnusableKeys(t *testing.T) {
+	is := identitytest.New(t)
+	// A symmetric key must never become a verification key, and an unknown
+	// key type must not break the rest of the set.
+	is.PublishRaw(`{"kty":"oct","kid":"hmac","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0"}`)
+	is.PublishRaw(`{"kty":"FUTURE","kid":"new"}`)
+	v := newVerifier(t, is)
+	if _, err := v.Verify(context.Background(), is.Token("s")); err != nil {
+		t.Fatal(err)
+	}
+	// An RS256 token pointing at the oct key's kid finds no usable key.
+	forged := identitytest.SignWith(is.CurrentKey(), map[string]any{"kid": "hmac"}, is.Claims("s"))
+	mustReject(t, v, forged, `kid "hmac" is not in the JWKS`)
+}
+
+func TestConcurrentRotationFetchesOnce(t *testing.T) {
+	is := identitytest.New(t)
+	v := newVerifier(t, is)
+	ctx := context.Background()
+	if _, err := v.Verify(ctx, is.Token("s")); err != nil {
+		t.Fatal(err)
+	}
+	is.Rotate("key-2", "ES256")
+	tok := is.Token("s")
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for range 16 {
+		wg.Go(func() {
+			if _, err := v.Verify(ctx, tok); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := is.JWKSFetches(); n != 2 {
+		t.Fatalf("JWKS fetched %d times for 16 concurrent tokens with a new kid; want 2", n)
+	}
+}

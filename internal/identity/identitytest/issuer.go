@@ -88,6 +88,7 @@ type Issuer struct {
 	current         *Key   // key Sign uses
 	discoveryIssuer string // issuer named in the discovery document; defaults to URL
 	down            bool   // serve 503 for everything
+	rawJWKs         []json.RawMessage
 
 	jwksFetches      atomic.Int64
 	discoveryFetches atomic.Int64
@@ -115,6 +116,7 @@ func (is *Issuer) serve(w http.ResponseWriter, r *http.Request) {
 	down := is.down
 	discIss := is.discoveryIssuer
 	keys := append([]*Key(nil), is.published...)
+	raw := append([]json.RawMessage(nil), is.rawJWKs...)
 	is.mu.Unlock()
 	if down {
 		http.Error(w, "issuer down", http.StatusServiceUnavailable)
@@ -137,9 +139,14 @@ func (is *Issuer) serve(w http.ResponseWriter, r *http.Request) {
 		})
 	case "/keys":
 		is.jwksFetches.Add(1)
-		set := jose.JSONWebKeySet{}
+		var set struct {
+			Keys []any `json:"keys"`
+		}
 		for _, k := range keys {
 			set.Keys = append(set.Keys, k.JWK())
+		}
+		for _, r := range raw {
+			set.Keys = append(set.Keys, r)
 		}
 		_ = json.NewEncoder(w).Encode(set)
 	default:
@@ -178,6 +185,14 @@ func (is *Issuer) CurrentKey() *Key {
 func (is *Issuer) Publish(k *Key) {
 	is.mu.Lock()
 	is.published = append(is.published, k)
+	is.mu.Unlock()
+}
+
+// PublishRaw adds a JWK given as raw JSON (e.g. a symmetric "oct" key or an
+// unknown kty) to the JWKS.
+func (is *Issuer) PublishRaw(jwk string) {
+	is.mu.Lock()
+	is.rawJWKs = append(is.rawJWKs, json.RawMessage(jwk))
 	is.mu.Unlock()
 }
 
