@@ -64,3 +64,41 @@ func TestNewDevIssuerRejectsBadClients(t *testing.T) {
 		t.Error("relative issuer URL accepted")
 	}
 }
+
+// FuzzDevDecide checks the dev issuer's decision on arbitrary requests: it
+// never panics, never grants an unconfigured client to a non-loopback
+// address, and never grants a configured client without its secret.
+func FuzzDevDecide(f *testing.F) {
+	d, err := NewDevIssuer("http://127.0.0.1:8080/dev", nil, DevOptions{
+		Clients: []DevClient{{ID: "bot", Secret: "pw"}},
+	})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add("client_credentials", "bot", "pw", true, "", "", "1h", "192.0.2.1:1")
+	f.Add("client_credentials", "x", "", false, "root", "a,b", "", "127.0.0.1:9")
+	f.Add("client_credentials", "x", "", false, "", "", "9999h", "[::1]:9")
+	f.Add("password", "bot", "pw", true, "", "", "", "10.1.2.3:4")
+	f.Fuzz(func(t *testing.T, grantType, id, secret string, given bool, sub, groups, ttl, addr string) {
+		req := TokenRequest{GrantType: grantType, ClientID: id, ClientSecret: secret, SecretGiven: given, Subject: sub, Groups: groups, TTL: ttl}
+		g, oerr := d.decide(req, addr)
+		if oerr != nil {
+			if oerr.Code == "" || oerr.status == 0 {
+				t.Fatalf("error without code/status: %+v", oerr)
+			}
+			return
+		}
+		if g.ttl <= 0 || g.ttl > d.opts.MaxTTL {
+			t.Fatalf("ttl %v out of range", g.ttl)
+		}
+		if id == "bot" && (!given || secret != "pw") {
+			t.Fatal("configured client granted without its secret")
+		}
+		if id != "bot" && !isLoopback(addr) {
+			t.Fatalf("unconfigured client granted to %q", addr)
+		}
+		if g.subject == "" || g.clientID == "" {
+			t.Fatalf("empty subject or client id: %+v", g)
+		}
+	})
+}

@@ -206,9 +206,13 @@ func (is *issuer) fetchLocked(ctx context.Context) ([]jose.JSONWebKey, error) {
 			Reason: fmt.Sprintf("cannot check token: issuer %s is unavailable: ", quoteClaim(is.cfg.URL)) + fmt.Sprintf(format, args...),
 			Err:    ErrIssuerUnavailable,
 		}
-		is.mu.Lock()
-		is.lastFail, is.failErr = now, err
-		is.mu.Unlock()
+		// A caller that gave up (cancelled ctx) says nothing about the
+		// issuer: do not make other tokens wait out a back-off for it.
+		if ctx.Err() == nil {
+			is.mu.Lock()
+			is.lastFail, is.failErr = now, err
+			is.mu.Unlock()
+		}
 		return nil, err
 	}
 
