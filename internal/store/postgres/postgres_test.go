@@ -3,9 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,19 +15,22 @@ import (
 	"github.com/gatehouse/gatehouse/internal/store/storetest"
 )
 
-var dbCounter atomic.Int64
+// shared is one PostgreSQL server for the whole test binary; each test
+// gets a fresh database on it.
+var shared *pgtest.Server
 
-// freshDB creates an empty database on srv and returns its DSN.
-func freshDB(t testing.TB, srv *pgtest.Server) string {
+func TestMain(m *testing.M) { os.Exit(pgtest.Shared(m, &shared, pgtest.Options{})) }
+
+// freshDB creates an empty database on the shared server and returns its DSN.
+func freshDB(t testing.TB) string {
 	t.Helper()
-	name := fmt.Sprintf("store_%d", dbCounter.Add(1))
-	srv.Exec(t, "postgres", "CREATE DATABASE "+name)
-	return srv.DSN(name)
+	pgtest.Need(t, shared)
+	return shared.DSN(shared.CreateDB(t))
 }
 
-func openFresh(t testing.TB, srv *pgtest.Server) *Store {
+func openFresh(t testing.TB) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), freshDB(t, srv))
+	s, err := Open(context.Background(), freshDB(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,16 +38,14 @@ func openFresh(t testing.TB, srv *pgtest.Server) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	srv := pgtest.Start(t, pgtest.Options{})
-	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t, srv) })
+	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
 }
 
 // TestTwoNodes appends through two stores (two gateway nodes, two pools) on
 // one database at once: the advisory lock keeps seqs gap-free and each
 // batch consecutive.
 func TestTwoNodes(t *testing.T) {
-	srv := pgtest.Start(t, pgtest.Options{})
-	dsn := freshDB(t, srv)
+	dsn := freshDB(t)
 	var nodes []*Store
 	for range 2 {
 		s, err := Open(t.Context(), dsn) // second Open finds the schema migrated
@@ -105,8 +106,8 @@ func TestTwoNodes(t *testing.T) {
 }
 
 func TestOpenErrorHidesPassword(t *testing.T) {
-	srv := pgtest.Start(t, pgtest.Options{})
-	dsn := strings.Replace(srv.DSN("postgres"), srv.Password, "wrong-pw-xyzzy", 1)
+	pgtest.Need(t, shared)
+	dsn := strings.Replace(shared.DSN("postgres"), shared.Password, "wrong-pw-xyzzy", 1)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	_, err := Open(ctx, dsn)
@@ -124,8 +125,7 @@ func TestOpenErrorHidesPassword(t *testing.T) {
 
 // BenchmarkAppendEvents mirrors the SQLite benchmark: batches of 256.
 func BenchmarkAppendEvents(b *testing.B) {
-	srv := pgtest.Start(b, pgtest.Options{})
-	s := openFresh(b, srv)
+	s := openFresh(b)
 	defer s.Close()
 	const batch = 256
 	events := make([]audit.Event, batch)

@@ -28,8 +28,9 @@ func TestOpenSQLite(t *testing.T) {
 
 func TestOpenPostgres(t *testing.T) {
 	srv := pgtest.Start(t, pgtest.Options{})
+	db := srv.CreateDB(t)
 	for _, scheme := range []string{"postgres://", "postgresql://"} {
-		dsn := scheme + strings.TrimPrefix(srv.DSN("postgres"), "postgres://")
+		dsn := scheme + strings.TrimPrefix(srv.DSN(db), "postgres://")
 		s, err := Open(t.Context(), dsn, "")
 		if err != nil {
 			t.Fatalf("%s: %v", scheme, err)
