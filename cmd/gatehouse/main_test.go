@@ -21,14 +21,14 @@ import (
 	"github.com/gatehouse/gatehouse/internal/identity"
 )
 
-// gateway is an admin API with the real dev issuer and token verifier on a
+// apiServer is an admin API with the real dev issuer and token verifier on a
 // loopback httptest server.
-type gateway struct {
+type apiServer struct {
 	url   string
 	store *adminapitest.Store
 }
 
-func startGateway(t *testing.T) *gateway {
+func startGateway(t *testing.T) *apiServer {
 	t.Helper()
 	var h http.Handler
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
@@ -43,7 +43,7 @@ func startGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &gateway{url: srv.URL, store: adminapitest.NewStore()}
+	g := &apiServer{url: srv.URL, store: adminapitest.NewStore()}
 	h = adminapi.New(adminapi.Options{
 		Store: g.store, Verifier: v, Sealer: box, Admins: []string{"group:admins"}, DevIssuer: dev,
 		Audit: func(e audit.Event) { _ = g.store.AppendEvents(context.Background(), []audit.Event{e}) },
@@ -68,7 +68,7 @@ func ghCtx(ctx context.Context, env map[string]string, stdin string, args ...str
 	return result{code, out.String(), errb.String()}
 }
 
-func (g *gateway) token(t *testing.T, subject string, groups ...string) string {
+func (g *apiServer) token(t *testing.T, subject string, groups ...string) string {
 	t.Helper()
 	args := []string{"token", "--api", g.url, "--subject", subject}
 	for _, gr := range groups {

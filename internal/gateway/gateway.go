@@ -89,7 +89,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data_dir %s: %w", cfg.DataDir, err)
 	}
-	if err := cfg.ResolveSecrets(); err != nil {
+	if err := resolveSecrets(cfg, o.Dev); err != nil {
 		return nil, err
 	}
 	if err := g.loadKey(); err != nil {
@@ -98,9 +98,11 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := g.loadTLS(); err != nil {
 		return nil, err
 	}
-	dsn, err := cfg.Store.Resolve()
-	if err != nil {
-		return nil, fmt.Errorf("store: %w", err)
+	var dsn string // "" = SQLite in data_dir
+	if cfg.Store != "" {
+		if dsn, err = cfg.Store.Resolve(); err != nil {
+			return nil, fmt.Errorf("store: %w", err)
+		}
 	}
 	if g.store, err = storeopen.Open(ctx, dsn, cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
@@ -143,6 +145,29 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		},
 	})
 	return g, nil
+}
+
+// resolveSecrets checks every secret reference up front so a missing env
+// var fails at startup, naming the key. In dev mode a missing secret_key is
+// fine: loadKey generates one.
+func resolveSecrets(cfg *config.Config, dev bool) error {
+	err := cfg.ResolveSecrets()
+	if err == nil || !dev {
+		return err
+	}
+	var keep []error
+	errs := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	}
+	for _, e := range errs {
+		var ce *config.Error
+		if errors.As(e, &ce) && ce.Key == "secret_key" {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return errors.Join(keep...)
 }
 
 // loadKey loads the key that encrypts upstream secrets at rest.
