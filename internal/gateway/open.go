@@ -139,7 +139,6 @@ func (g *Gateway) upstream(c store.Connection) (engine.Upstream, error) {
 // with the same value).
 func secretAAD(name string) []byte { return []byte("connection:" + name) }
 
-
 func describe(p *access.Principal) string {
 	return fmt.Sprintf("subject %q (groups %v)", p.Subject, p.Groups)
 }

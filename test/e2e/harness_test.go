@@ -42,7 +42,7 @@ type env struct {
 
 type envOpts struct {
 	issuers string // YAML inserted under identity: (e.g. an issuers: list)
-	access    string // YAML list for the "orders" connection; default ["group:analysts", "sub:agent-1"]
+	access  string // YAML list for the "orders" connection; default ["group:analysts", "sub:agent-1"]
 }
 
 func startEnv(t *testing.T, o envOpts) *env {

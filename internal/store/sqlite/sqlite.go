@@ -32,9 +32,27 @@ const FileName = "gatehouse.db"
 
 // Store is the SQLite implementation of store.Store.
 type Store struct {
-	w      *sql.DB   // the single writer connection
-	r      *sql.DB   // read-only pool
-	insert *sql.Stmt // prepared event insert, bound to w
+	w       *sql.DB   // the single writer connection
+	r       *sql.DB   // read-only pool
+	insert1 *sql.Stmt // prepared one-row event insert, bound to w
+	insertN *sql.Stmt // prepared insertRows-row event insert, bound to w
+}
+
+// insertRows is how many events one multi-row INSERT carries: it amortises
+// the per-statement cost (about a third of the time of a one-row insert)
+// while staying far below SQLite's bound-parameter limit.
+const insertRows = 32
+
+func insertSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO audit_events (" + sqlcommon.EventColumns + ") VALUES ")
+	for i := range rows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+	}
+	return b.String()
 }
 
 var _ store.Store = (*Store)(nil)
@@ -90,8 +108,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	r.SetMaxOpenConns(4)
 	s := &Store{w: w, r: r}
-	if s.insert, err = w.PrepareContext(ctx, `INSERT INTO audit_events (`+sqlcommon.EventColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`); err != nil {
+	if s.insert1, err = w.PrepareContext(ctx, insertSQL(1)); err == nil {
+		s.insertN, err = w.PrepareContext(ctx, insertSQL(insertRows))
+	}
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
@@ -130,8 +150,10 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close closes the database.
 func (s *Store) Close() error {
 	var errs []error
-	if s.insert != nil {
-		errs = append(errs, s.insert.Close())
+	for _, st := range []*sql.Stmt{s.insert1, s.insertN} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	errs = append(errs, s.r.Close(), s.w.Close())
 	return errors.Join(errs...)
@@ -159,20 +181,34 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) FROM audit_events`).Scan(&last); err != nil {
 		return fmt.Errorf("sqlite store: append events: %w", err)
 	}
-	stmt := tx.StmtContext(ctx, s.insert)
 	now := time.Now()
 	times := make([]int64, len(events))
 	for i := range events {
-		e := &events[i]
-		t := e.Time
+		t := events[i].Time
 		if t.IsZero() {
 			t = now
 		}
 		times[i] = micros(t)
-		if _, err := stmt.ExecContext(ctx, last+int64(i)+1, times[i], e.Type, e.SessionID, e.Issuer, e.Subject,
-			e.Connection, e.Decision, e.Reason, e.Statement, nullText(e.Detail)); err != nil {
+	}
+	// The statements were prepared on the writer connection, which is the
+	// transaction's connection, so these reuse them without re-preparing.
+	stmt1, stmtN := tx.StmtContext(ctx, s.insert1), tx.StmtContext(ctx, s.insertN)
+	args := make([]any, 0, 11*insertRows)
+	for i := 0; i < len(events); {
+		stmt, n := stmtN, insertRows
+		if len(events)-i < insertRows {
+			stmt, n = stmt1, 1
+		}
+		args = args[:0]
+		for j := i; j < i+n; j++ {
+			e := &events[j]
+			args = append(args, last+int64(j)+1, times[j], e.Type, e.SessionID, e.Issuer, e.Subject,
+				e.Connection, e.Decision, e.Reason, e.Statement, nullText(e.Detail))
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("sqlite store: append events: %w", err)
 		}
+		i += n
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite store: append events: commit: %w", err)
