@@ -171,3 +171,22 @@ func TestResolveRef(t *testing.T) {
 		t.Error("IsRef")
 	}
 }
+
+// FuzzDecodeKeyText checks the key parser never panics and only ever
+// yields keys of exactly KeySize bytes.
+func FuzzDecodeKeyText(f *testing.F) {
+	f.Add(hex.EncodeToString(make([]byte, KeySize)))
+	f.Add(base64.StdEncoding.EncodeToString(make([]byte, KeySize)) + "\n")
+	f.Add(base64.RawURLEncoding.EncodeToString(bytes.Repeat([]byte{0xfb}, KeySize)))
+	f.Add("")
+	f.Add("zz")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := decodeKeyText(s)
+		if err == nil && len(k) != KeySize {
+			t.Fatalf("decoded a %d-byte key from %q", len(k), s)
+		}
+		if err != nil && strings.Contains(err.Error(), s) && len(s) > 8 {
+			t.Fatalf("error echoes the input: %v", err)
+		}
+	})
+}

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventFilters", testEventFilters},
 		{"EventLimit", testEventLimit},
 		{"EventConcurrentAppend", testEventConcurrentAppend},
+		{"EventFailedAppend", testEventFailedAppend},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
@@ -441,5 +442,33 @@ func testEventConcurrentAppend(t *testing.T, s store.Store) {
 				}
 			}
 		}
+	}
+}
+
+// testEventFailedAppend checks that a failed append writes nothing back,
+// stores nothing and consumes no seqs.
+func testEventFailedAppend(t *testing.T, s store.Store) {
+	appendAll(t, s, []audit.Event{ev("statement", "a", "c", "allow", "s", t0)})
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	failed := []audit.Event{ev("statement", "a", "c", "allow", "s", t0), ev("statement", "a", "c", "allow", "s", t0)}
+	if err := s.AppendEvents(cctx, failed); err == nil {
+		t.Fatal("append with a cancelled context succeeded")
+	}
+	for _, e := range failed {
+		if e.Seq != 0 {
+			t.Errorf("failed append wrote back seq %d", e.Seq)
+		}
+	}
+	next := appendAll(t, s, []audit.Event{ev("statement", "a", "c", "deny", "s", t0)})
+	if next[0].Seq != 2 {
+		t.Errorf("seq after a failed append = %d, want 2 (no gap)", next[0].Seq)
+	}
+	got, err := s.ListEvents(ctx(t), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seqs(got)) != "[1 2]" {
+		t.Errorf("stored seqs = %v, want [1 2]", seqs(got))
 	}
 }
