@@ -8,7 +8,14 @@ package pgtest
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -53,6 +60,9 @@ type Options struct {
 	Password string
 	// Conf lines appended to postgresql.conf.
 	Conf []string
+	// TLS turns on ssl with a certificate for 127.0.0.1 signed by a fresh
+	// CA (Server.CAPEM), so clients can test require and verify-full.
+	TLS bool
 }
 
 // Server is a running throwaway PostgreSQL.
@@ -62,6 +72,7 @@ type Server struct {
 	User     string // superuser name
 	Password string
 	Dir      string // data directory
+	CAPEM    []byte // CA certificate (PEM) when Options.TLS
 	sockDir  string
 	run      func(args ...string) *exec.Cmd
 }
@@ -204,8 +215,10 @@ func StartServer(opts Options) (_ *Server, stop func(), err error) {
 	if out, err := mk.CombinedOutput(); err != nil {
 		return nil, nil, fmt.Errorf("prepare: %v: %s", err, out)
 	}
+	// Local (socket) connections trust, so the harness can set things up
+	// whatever the TCP auth method is.
 	initdb := s.run(filepath.Join(BinDir(), "initdb"), "-D", s.Dir, "-U", "postgres", "--pwfile", pwfile,
-		"-A", opts.Auth, "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8")
+		"--auth-local=trust", "--auth-host="+opts.Auth, "--no-sync", "-E", "UTF8", "--locale", "C.UTF-8")
 	if out, err := initdb.CombinedOutput(); err != nil {
 		return nil, nil, fmt.Errorf("initdb: %v: %s", err, out)
 	}
@@ -215,6 +228,21 @@ func StartServer(opts Options) (_ *Server, stop func(), err error) {
 		conf = append(conf, "password_encryption = 'scram-sha-256'")
 	} else if opts.Auth == "md5" {
 		conf = append(conf, "password_encryption = 'md5'")
+	}
+	if opts.TLS {
+		ca, cert, key, err := testCerts()
+		if err != nil {
+			return nil, nil, err
+		}
+		s.CAPEM = ca
+		for name, data := range map[string][]byte{"server.crt": cert, "server.key": key} {
+			w := s.run("sh", "-c", fmt.Sprintf("umask 077 && cat > %s/%s", s.Dir, name))
+			w.Stdin = strings.NewReader(string(data))
+			if out, err := w.CombinedOutput(); err != nil {
+				return nil, nil, fmt.Errorf("writing %s: %v: %s", name, err, out)
+			}
+		}
+		conf = append(conf, "ssl = on", "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'")
 	}
 	app := s.run("sh", "-c", fmt.Sprintf("cat >> %s/postgresql.conf", s.Dir))
 	app.Stdin = strings.NewReader(strings.Join(conf, "\n") + "\n")
@@ -242,5 +270,50 @@ func StartServer(opts Options) (_ *Server, stop func(), err error) {
 	cleanup = append(cleanup, func() {
 		s.run(filepath.Join(BinDir(), "pg_ctl"), "-D", s.Dir, "-m", "immediate", "-w", "stop").Run()
 	})
+	if opts.Auth == "md5" {
+		// initdb stored the password with the default SCRAM verifier, with
+		// which md5 auth silently upgrades to SCRAM; store an md5 hash so
+		// md5 is really exercised.
+		psql := s.run(filepath.Join(BinDir(), "psql"), "-h", s.sockDir, "-p", strconv.Itoa(s.Port), "-U", "postgres", "-d", "postgres",
+			"-v", "ON_ERROR_STOP=1", "-c", "SET password_encryption = 'md5'", "-c", fmt.Sprintf("ALTER ROLE postgres PASSWORD '%s'", strings.ReplaceAll(opts.Password, "'", "''")))
+		if out, err := psql.CombinedOutput(); err != nil {
+			return nil, nil, fmt.Errorf("setting md5 password: %v: %s", err, out)
+		}
+	}
 	return s, stop, nil
+}
+
+// testCerts makes a CA and a server certificate for 127.0.0.1/localhost.
+func testCerts() (caPEM, certPEM, keyPEM []byte, err error) {
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pgtest CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		DNSNames: []string{"localhost"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,8 +42,10 @@ type env struct {
 }
 
 type envOpts struct {
-	issuers string // YAML inserted under identity: (e.g. an issuers: list)
-	access  string // YAML list for the "orders" connection; default ["group:analysts", "sub:agent-1"]
+	issuers     string    // YAML inserted under identity: (e.g. an issuers: list)
+	access      string    // YAML list for the "orders" connection; default ["group:analysts", "sub:agent-1"]
+	connections string    // more YAML entries appended to the connections: list
+	logs        io.Writer // where the gateway logs; default discarded (stderr with -v)
 }
 
 func startEnv(t *testing.T, o envOpts) *env {
@@ -76,7 +79,8 @@ connections:
     password: env:ORDERS_DB_PASSWORD
     tls: disable
     access: %s
-`, dir, keyFile, o.issuers, shared.Addr(), db, o.access)
+%s
+`, dir, keyFile, o.issuers, shared.Addr(), db, o.access, o.connections)
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
 	cfg, err := config.Load(cfgPath)
@@ -84,7 +88,9 @@ connections:
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	if o.logs != nil {
+		logger = slog.New(slog.NewJSONHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
 	gw, err := gateway.New(context.Background(), gateway.Options{Config: cfg, Dev: true, Logger: logger})
@@ -149,4 +155,38 @@ func (e *env) runErr(tok string, name string, args ...string) (string, error) {
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
 	pgtest.SkipOrFail(t, format, args...)
+}
+
+var cliBuild struct {
+	sync.Once
+	path string
+	err  error
+}
+
+// runCLI runs the real gatehouse binary (built once per test run) against
+// this gateway's API as the holder of tok.
+func (e *env) runCLI(tok string, args ...string) string {
+	e.t.Helper()
+	cliBuild.Do(func() {
+		dir, err := os.MkdirTemp("", "gatehouse-cli-")
+		if err != nil {
+			cliBuild.err = err
+			return
+		}
+		cliBuild.path = filepath.Join(dir, "gatehouse")
+		out, err := exec.Command("go", "build", "-o", cliBuild.path, "../../cmd/gatehouse").CombinedOutput()
+		if err != nil {
+			cliBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if cliBuild.err != nil {
+		e.t.Fatal(cliBuild.err)
+	}
+	cmd := exec.Command(cliBuild.path, args...)
+	cmd.Env = append(os.Environ(), "GATEHOUSE_API="+e.api, "GATEHOUSE_TOKEN="+tok)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		e.t.Fatalf("gatehouse %v: %v\n%s", args, err, out)
+	}
+	return string(out)
 }
