@@ -9,7 +9,10 @@ package checkpoint
 
 import (
 	"context"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -26,6 +29,25 @@ type Checkpoint struct {
 	audit   *audit.Log
 	access  AccessList
 	metrics *metrics.Metrics
+	// Per-label metric children, resolved once: WithLabelValues hashes
+	// its labels on every call, which the per-statement path can skip.
+	children sync.Map // protocol+"/"+decision → *children
+}
+
+type children struct {
+	statements prometheus.Counter
+	duration   prometheus.Observer
+}
+
+func (c *Checkpoint) child(protocol string, v access.Verdict) *children {
+	key := protocol + "/" + v.String()
+	if ch, ok := c.children.Load(key); ok {
+		return ch.(*children)
+	}
+	ch := &children{statements: c.metrics.Statements.WithLabelValues(protocol, v.String()),
+		duration: c.metrics.StatementSeconds.WithLabelValues(protocol)}
+	c.children.Store(key, ch)
+	return ch
 }
 
 var _ engine.Checkpoint = (*Checkpoint)(nil)
@@ -42,7 +64,7 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 	if c.metrics != nil {
 		c.metrics.CheckSeconds.Observe(time.Since(start).Seconds())
 		if !d.Allowed() {
-			c.metrics.Statements.WithLabelValues(a.Session.Target.Type, d.Verdict.String()).Inc()
+			c.child(a.Session.Target.Type, d.Verdict).statements.Inc()
 		}
 	}
 	if !d.Allowed() {
@@ -70,8 +92,9 @@ func (c *Checkpoint) decide(a *access.Action) access.Decision {
 // Record logs the outcome of an allowed action.
 func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcome) {
 	if c.metrics != nil {
-		c.metrics.Statements.WithLabelValues(a.Session.Target.Type, d.Verdict.String()).Inc()
-		c.metrics.StatementSeconds.WithLabelValues(a.Session.Target.Type).Observe(o.Duration.Seconds())
+		ch := c.child(a.Session.Target.Type, d.Verdict)
+		ch.statements.Inc()
+		ch.duration.Observe(o.Duration.Seconds())
 	}
 	c.audit.Append(statementEvent(a, d, &o))
 }
