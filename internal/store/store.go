@@ -31,16 +31,29 @@ type Connection struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
-// Store is the persistence seam.
+// Store is the persistence seam. Implementations: package sqlite and package
+// postgres; package storeopen picks one from configuration; package
+// storetest is the conformance suite both pass.
+//
+// Times are stored in UTC with microsecond precision and read back exactly
+// so; a zero time given to a write means "now".
 type Store interface {
 	// AppendEvents appends events atomically in one transaction, assigning
 	// consecutive Seq values in order (written back into the slice).
+	// Seqs are gap-free and follow commit order across all writers (also
+	// across gateway nodes on PostgreSQL). Each Time is normalised (UTC,
+	// microseconds, zero = now) and written back too, so the slice equals
+	// what ListEvents will return. On error nothing is stored or written back.
 	AppendEvents(ctx context.Context, events []audit.Event) error
-	// ListEvents returns events matching f in ascending Seq order.
+	// ListEvents returns events matching f in ascending Seq order: the most
+	// recent f.Limit (default 100) matching events.
 	ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 
-	PutConnection(ctx context.Context, c Connection) error // insert or replace by name
-	GetConnection(ctx context.Context, name string) (Connection, error)
+	// PutConnection inserts c or replaces the connection of the same name,
+	// keeping the stored CreatedAt on replace. An empty Secret or Access is
+	// stored as none and read back as nil.
+	PutConnection(ctx context.Context, c Connection) error
+	GetConnection(ctx context.Context, name string) (Connection, error) // ErrNotFound if absent
 	ListConnections(ctx context.Context) ([]Connection, error)
 	DeleteConnection(ctx context.Context, name string) error // ErrNotFound if absent
 
