@@ -84,8 +84,16 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	wq := url.Values{"_txlock": {"immediate"}, "_pragma": append([]string{"cache_size(-32768)"}, common["_pragma"]...)}
 	rq := url.Values{"_pragma": append([]string{"query_only(1)"}, common["_pragma"]...)}
 
-	// Create the file and the schema through the writer before readers open
-	// it (a query_only connection cannot switch the file to WAL).
+	// Create the file 0600 before SQLite touches it: SQLite gives the -wal
+	// and -shm files the database file's mode, and they hold the same data.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	f.Close()
+
+	// Create the schema through the writer before readers open the file (a
+	// query_only connection cannot switch it to WAL).
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %w", err)
@@ -97,10 +105,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err := migrate(ctx, path, wq); err != nil {
 		w.Close()
 		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		w.Close()
-		return nil, fmt.Errorf("sqlite store: %w", err)
 	}
 	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
 	if err != nil {

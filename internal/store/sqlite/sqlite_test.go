@@ -30,7 +30,11 @@ func TestOpenDirCreatesPrivateFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for p, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, FileName): 0o600} {
+	if err := s.AppendEvents(t.Context(), make([]audit.Event, 1)); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, FileName)
+	for p, want := range map[string]os.FileMode{dir: 0o700, db: 0o600, db + "-wal": 0o600, db + "-shm": 0o600} {
 		st, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
