@@ -14,15 +14,25 @@ import (
 // TestHydraInterop checks the verifier against a real, independently written
 // OIDC issuer (Ory Hydra with JWT access tokens): discovery, JWKS fetch over
 // HTTP, Hydra's claim layout, and refusals for the wrong audience and for
-// tampered tokens.
+// tampered tokens. Hydra copies its configured issuer verbatim into iss and
+// discovery, and operators write it with or without a trailing slash, so both
+// forms are exercised.
 func TestHydraInterop(t *testing.T) {
-	h := hydratest.Start(t)
+	t.Run("issuer with trailing slash", func(t *testing.T) {
+		testHydraInterop(t, hydratest.Start(t))
+	})
+	t.Run("issuer without trailing slash", func(t *testing.T) {
+		testHydraInterop(t, hydratest.StartWith(t, hydratest.Options{NoTrailingSlash: true}))
+	})
+}
+
+func testHydraInterop(t *testing.T, h *hydratest.Hydra) {
 	// The client may ask for either audience, so the refusal below is the
 	// verifier's doing, not Hydra's.
 	id, secret := h.CreateClient(t, []string{"gatehouse", "other-service"})
 
-	// Hydra's issuer is exactly what its discovery document and iss claim
-	// carry, trailing slash included; see hydratest.Hydra.Issuer.
+	// The verifier is configured with the issuer exactly as Hydra was, which
+	// is what its discovery document and iss claim carry.
 	v := identity.NewVerifier([]identity.IssuerConfig{{URL: h.Issuer, Audience: "gatehouse"}}, identity.Options{})
 	ctx := context.Background()
 
@@ -102,6 +112,22 @@ func TestHydraInterop(t *testing.T) {
 		tokenError(t, err)
 	})
 
+	t.Run("issuer differing only by trailing slash rejected", func(t *testing.T) {
+		// OIDC requires iss to match the configured issuer exactly, so this
+		// misconfiguration is refused; the reason must name the token's
+		// issuer so the operator can see what to configure.
+		other := h.Issuer + "/"
+		if strings.HasSuffix(h.Issuer, "/") {
+			other = strings.TrimSuffix(h.Issuer, "/")
+		}
+		mis := identity.NewVerifier([]identity.IssuerConfig{{URL: other, Audience: "gatehouse"}}, identity.Options{})
+		_, err := mis.Verify(ctx, h.Token(t, id, secret, "gatehouse"))
+		te := tokenError(t, err)
+		if !strings.Contains(te.Reason, `"`+h.Issuer+`"`) {
+			t.Errorf("reason %q does not name the token's issuer %q", te.Reason, h.Issuer)
+		}
+	})
+
 	t.Run("untrusted issuer rejected", func(t *testing.T) {
 		other := identity.NewVerifier([]identity.IssuerConfig{{URL: "https://idp.example.test/", Audience: "gatehouse"}}, identity.Options{})
 		_, err := other.Verify(ctx, h.Token(t, id, secret, "gatehouse"))
@@ -126,5 +152,7 @@ func tokenError(t *testing.T, err error) *identity.TokenError {
 	if te.Unavailable() {
 		t.Fatalf("token refused because the issuer was unavailable, not because it is bad: %v", err)
 	}
+	// Reasons are client-safe by design (never the token), so show them.
+	t.Logf("refused: %s", te.Reason)
 	return te
 }

@@ -73,17 +73,33 @@ type Hydra struct {
 	// AdminURL is the admin API base, without a trailing slash.
 	AdminURL string
 	// Issuer is the issuer Hydra was configured with (URLS_SELF_ISSUER).
-	// Hydra writes it verbatim into the iss claim and discovery document,
-	// so it carries the trailing slash: http://127.0.0.1:40001/.
+	// Hydra copies it verbatim into the iss claim and the discovery
+	// document, so by default it carries a trailing slash
+	// (http://127.0.0.1:40001/); see Options.NoTrailingSlash.
 	Issuer string
 
 	client *http.Client
+}
+
+// Options configure a Hydra server. The zero value is the default.
+type Options struct {
+	// NoTrailingSlash configures the issuer as http://127.0.0.1:<port>
+	// rather than http://127.0.0.1:<port>/. Hydra does not normalise the
+	// configured issuer and deployments are written both ways, so a verifier
+	// must cope with whichever form the operator copied.
+	NoTrailingSlash bool
 }
 
 // Start starts Hydra ("serve all --dev", in-memory database, JWT access
 // tokens) on free loopback ports and waits until it reports ready. The server
 // is stopped by t.Cleanup.
 func Start(t testing.TB) *Hydra {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Hydra {
 	t.Helper()
 	bin := BinPath()
 	if _, err := os.Stat(bin); err != nil {
@@ -94,7 +110,7 @@ func Start(t testing.TB) *Hydra {
 	// retried with fresh ports.
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		h, err := start(t, bin)
+		h, err := start(t, bin, opts)
 		if err == nil {
 			return h
 		}
@@ -110,7 +126,7 @@ func Start(t testing.TB) *Hydra {
 var errExited = errors.New("hydra exited before becoming ready")
 
 // start makes one attempt at starting Hydra.
-func start(t testing.TB, bin string) (*Hydra, error) {
+func start(t testing.TB, bin string, opts Options) (*Hydra, error) {
 	t.Helper()
 	publicPort, adminPort := pgtest.FreePort(t), pgtest.FreePort(t)
 	for adminPort == publicPort {
@@ -121,6 +137,9 @@ func start(t testing.TB, bin string) (*Hydra, error) {
 		AdminURL:  "http://127.0.0.1:" + strconv.Itoa(adminPort),
 		Issuer:    "http://127.0.0.1:" + strconv.Itoa(publicPort) + "/",
 		client:    &http.Client{Timeout: 30 * time.Second},
+	}
+	if opts.NoTrailingSlash {
+		h.Issuer = h.PublicURL
 	}
 
 	secret := make([]byte, 32)
@@ -283,7 +302,6 @@ func (h *Hydra) Token(t testing.TB, id, secret, audience string) string {
 	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	var out struct {
 		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
 	}
 	h.do(t, req, http.StatusOK, &out)
 	if out.AccessToken == "" {
