@@ -130,8 +130,11 @@ summary() { # NAME [LABEL]
 
 # excerpt NAME TEST: the first lines of TEST's diff from leg NAME.
 excerpt() {
-	awk -v t="/$2.out" 'index($0, "diff ") == 1 { show = (index($0, t) > 0) } show' "$work/$1/regression.diffs" 2>/dev/null |
-		head -n "${GATEHOUSE_REGRESS_DIFF_LINES:-40}" | sed 's/^/    /'
+	# awk stops printing by itself: `| head` would SIGPIPE awk under pipefail.
+	awk -v t="/$2.out" -v max="${GATEHOUSE_REGRESS_DIFF_LINES:-40}" '
+		index($0, "diff ") == 1 { show = (index($0, t) > 0); next }
+		show && (index($0, "--- ") == 1 || index($0, "+++ ") == 1) { next }
+		show && n++ < max { print "    " $0 }' "$work/$1/regression.diffs" 2>/dev/null || true
 }
 
 run_leg direct "$work/pg/pg.env"
