@@ -49,6 +49,6 @@ type Filter struct {
 	Type       string    // event type
 	SessionID  string    // session id
 	Since      time.Time // events at or after
-	AfterSeq   int64     // events with seq > AfterSeq
-	Limit      int       // most recent N (0 = 100); results are in ascending seq order
+	AfterSeq   int64     // events with seq > AfterSeq; then Limit takes the oldest N, so followers page forward
+	Limit      int       // at most N (0 = 100): the most recent N, or the oldest N after AfterSeq; always ascending seq order
 }

@@ -141,7 +141,8 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
 	return nil
 }
 
-// ListEvents returns the most recent Limit events matching f, in ascending
+// ListEvents returns the most recent Limit events matching f (the oldest
+// Limit after f.AfterSeq, for forward paging), in ascending
 // seq order.
 func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
 	q, args := sqlcommon.EventQuery(f, func(n int) string { return fmt.Sprintf("$%d", n) }, func(t time.Time) any { return t })
@@ -165,7 +166,7 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres store: list events: %w", err)
 	}
-	return sqlcommon.ReverseEvents(out), nil
+	return sqlcommon.Ascending(f, out), nil
 }
 
 const connColumns = "name, type, address, database, username, secret, tls_mode, tls_ca, access, source, created_at, updated_at"

@@ -234,7 +234,8 @@ func nullText(b []byte) any {
 	return string(b)
 }
 
-// ListEvents returns the most recent Limit events matching f, in ascending
+// ListEvents returns the most recent Limit events matching f (the oldest
+// Limit after f.AfterSeq, for forward paging), in ascending
 // seq order.
 func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
 	q, args := sqlcommon.EventQuery(f, func(int) string { return "?" }, func(t time.Time) any { return t.UnixMicro() })
@@ -259,5 +260,5 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite store: list events: %w", err)
 	}
-	return sqlcommon.ReverseEvents(out), nil
+	return sqlcommon.Ascending(f, out), nil
 }

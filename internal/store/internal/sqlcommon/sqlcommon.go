@@ -69,9 +69,11 @@ func NilIfEmpty(b []byte) []byte {
 const EventColumns = "seq, time, type, session_id, issuer, subject, connection, decision, reason, statement, detail"
 
 // EventQuery builds the SELECT for f. ph renders the nth (1-based)
-// placeholder; timeArg converts a time to the backend's stored form. Rows
-// come newest first (seq DESC) so LIMIT keeps the most recent N; callers
-// reverse them with ReverseEvents.
+// placeholder; timeArg converts a time to the backend's stored form.
+// Without AfterSeq rows come newest first (seq DESC) so LIMIT keeps the most
+// recent N; with AfterSeq they come oldest first, so a follower paging
+// forward never skips events. Callers put them in ascending order with
+// Ascending.
 func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
 	var where []string
 	var args []any
@@ -109,12 +111,18 @@ func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) a
 	if len(where) > 0 {
 		b.WriteString(" WHERE " + strings.Join(where, " AND "))
 	}
-	b.WriteString(" ORDER BY seq DESC LIMIT " + strconv.Itoa(limit))
+	order := " ORDER BY seq DESC LIMIT "
+	if f.AfterSeq > 0 {
+		order = " ORDER BY seq ASC LIMIT "
+	}
+	b.WriteString(order + strconv.Itoa(limit))
 	return b.String(), args
 }
 
-// ReverseEvents turns newest-first rows into ascending seq order.
-func ReverseEvents(ev []audit.Event) []audit.Event {
-	slices.Reverse(ev)
+// Ascending puts the rows of EventQuery(f) into ascending seq order.
+func Ascending(f audit.Filter, ev []audit.Event) []audit.Event {
+	if f.AfterSeq <= 0 {
+		slices.Reverse(ev)
+	}
 	return ev
 }

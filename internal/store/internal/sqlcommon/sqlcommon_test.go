@@ -49,7 +49,7 @@ func TestEventQuery(t *testing.T) {
 	}
 	q, args = EventQuery(audit.Filter{Principal: "p", Connection: "c", Decision: "deny", Type: "statement",
 		SessionID: "s", Since: time.Unix(5, 0), AfterSeq: 9, Limit: 3}, ph, func(t time.Time) any { return t.UnixMicro() })
-	want := "WHERE subject = $1 AND connection = $2 AND decision = $3 AND type = $4 AND session_id = $5 AND time >= $6 AND seq > $7 ORDER BY seq DESC LIMIT 3"
+	want := "WHERE subject = $1 AND connection = $2 AND decision = $3 AND type = $4 AND session_id = $5 AND time >= $6 AND seq > $7 ORDER BY seq ASC LIMIT 3"
 	if !strings.HasSuffix(q, want) || len(args) != 7 || args[5] != int64(5_000_000) {
 		t.Errorf("full filter: %s %v", q, args)
 	}
