@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ func newServeCmd() *cobra.Command {
 		cfgPath string
 		dev     bool
 		drain   time.Duration
+		cpuProf string
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -55,6 +58,16 @@ On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
 			if dev {
 				log.Warn("DEV MODE: dev issuer, generated TLS certificate and generated secret key are ON. Do not use --dev in production.")
 			}
+			if cpuProf != "" {
+				f, err := os.Create(cpuProf)
+				if err != nil {
+					return err
+				}
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
+			}
 			ctx := cmd.Context()
 			g, err := gateway.New(ctx, gateway.Options{Config: cfg, Dev: dev, Logger: log})
 			if err != nil {
@@ -77,6 +90,8 @@ On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().BoolVar(&dev, "dev", false, "development mode: dev token issuer, generated TLS cert and secret key")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long live sessions may continue after a shutdown signal")
+	cmd.Flags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile to this file until shutdown (performance work)")
+	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd
 }
 

@@ -34,6 +34,13 @@ type Log struct {
 // maxBatch bounds one transaction; larger batches gain little.
 const maxBatch = 1024
 
+// linger is how long the writer waits for more events after the first one
+// before committing. Each commit rewrites the touched index pages, so at
+// thousands of statements per second a few milliseconds of batching cut the
+// store's write cost by an order of magnitude; it delays only when events
+// become readable, never the statements themselves.
+const linger = 5 * time.Millisecond
+
 // NewLog starts a Log with a queue of queueSize events (0 = 65536).
 func NewLog(sink Sink, queueSize int, logger *slog.Logger) *Log {
 	if queueSize <= 0 {
@@ -87,8 +94,10 @@ func (l *Log) Close(ctx context.Context) error {
 func (l *Log) run() {
 	defer close(l.done)
 	batch := make([]Event, 0, maxBatch)
+	timer := time.NewTimer(linger)
 	for e := range l.ch {
 		batch = append(batch[:0], e)
+		timer.Reset(linger)
 	fill:
 		for len(batch) < maxBatch {
 			select {
@@ -97,7 +106,7 @@ func (l *Log) run() {
 					break fill
 				}
 				batch = append(batch, e)
-			default:
+			case <-timer.C:
 				break fill
 			}
 		}

@@ -40,8 +40,6 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_subject    ON audit_events (subject, seq);
 CREATE INDEX audit_events_connection ON audit_events (connection, seq);
 CREATE INDEX audit_events_session    ON audit_events (session_id, seq);
-CREATE INDEX audit_events_type       ON audit_events (type, seq);
-CREATE INDEX audit_events_decision   ON audit_events (decision, seq);
 CREATE INDEX audit_events_time       ON audit_events (time);
 
 -- +goose Down
