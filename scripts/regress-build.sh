@@ -71,7 +71,7 @@ upstream=${upstream#*:}
 orig=$(ls "$work/src"/*.orig.tar.* 2>/dev/null | head -n1)
 [[ -n $orig ]] || { log "no .orig tarball downloaded"; exit 1; }
 log "unpacking $(basename "$orig")"
-tar -xf "$orig" -C "$work"
+tar --no-same-owner -xf "$orig" -C "$work"
 srcdir=$(find "$work" -maxdepth 1 -type d -name "postgresql-$upstream*" | head -n1)
 [[ -n $srcdir ]] || { log "unpacked tree not found"; exit 1; }
 

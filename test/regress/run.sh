@@ -16,7 +16,9 @@
 #   --keep         keep the work directory (results, diffs, logs)
 #   --via-pgbouncer run the second leg through PgBouncer instead (checks this
 #                  harness, and shows what a plain pooler changes)
-# Env: GATEHOUSE_BIN (default bin/gatehouse), GATEHOUSE_CACHE (suite build cache).
+# Env: GATEHOUSE_BIN (default bin/gatehouse), GATEHOUSE_CACHE (suite build cache),
+#      GATEHOUSE_REGRESS_TIMEOUT seconds per leg (default 900),
+#      GATEHOUSE_REGRESS_DIFF_LINES diff lines shown per test (default 40).
 # Exit: 0 same result sets; 1 they differ (or gateway required and absent); 2 setup error.
 set -euo pipefail
 
@@ -31,7 +33,7 @@ while [[ $# -gt 0 ]]; do
 	--keep) keep=1; shift ;;
 	--via-pgbouncer) gateway=pgbouncer; shift ;;
 	--schedule) schedule=$2; shift 2 ;;
-	-h | --help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -107,11 +109,17 @@ run_leg() {
 	(
 		. "$envfile"
 		cd "$work/suite"
-		as_pg env PGHOST="$PGHOST" PGPORT="$PGPORT" PGUSER="$PGUSER" PGPASSWORD="$PGPASSWORD" PGSSLMODE=disable \
-			./pg_regress --use-existing --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
+		# The settings travel in the environment (runuser keeps it), never in
+		# argv: a token on a command line is readable by every local user.
+		# A hung session would otherwise hang the run (and CI) forever; tests
+		# that never ran count as failures of the leg.
+		as_pg timeout "${GATEHOUSE_REGRESS_TIMEOUT:-900}" ./pg_regress --use-existing --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" \
 			--bindir="$bindir" --inputdir=. --outputdir="$out" --dlpath=. \
 			--dbname=regression --schedule="$schedule" --max-connections=20 >"$work/$name.out" 2>&1
 	) || true
+	if grep -q '^=* running regression' "$work/$name.out" && ! grep -qE 'tests? (passed|failed)' "$work/$name.out"; then
+		log "$name leg did not finish (timeout ${GATEHOUSE_REGRESS_TIMEOUT:-900}s or crash): unfinished tests count as failed"
+	fi
 	log "$name leg took $((SECONDS - start))s"
 	# "test foo ... ok", "     foo ... FAILED", "foo ... failed (ignored)"
 	sed -nE 's/^(test +| +)?([A-Za-z0-9_.-]+) +\.\.\. +(ok|FAILED|failed \(ignored\)).*/\2 \3/p' "$work/$name.out" |
