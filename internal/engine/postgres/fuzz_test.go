@@ -1,7 +1,380 @@
 package postgres
 
-import "github.com/gatehouse/gatehouse/internal/pgtest"
+// Fuzz targets for everything that parses bytes from a client or an
+// upstream. The seed corpus (f.Add plus testdata/fuzz, recorded from pgx and
+// psql by TestCaptureFuzzSeeds) runs in every `go test`; run a target with
+// e.g. `go test -run '^$' -fuzz FuzzStartupPacket ./internal/engine/postgres`.
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/engine/enginetest"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
+)
 
 // SharedServer returns the PostgreSQL server shared by the test binary (nil
 // when none runs). The external test package, which owns TestMain, sets it.
 var SharedServer = func() *pgtest.Server { return nil }
+
+const fuzzToken = "test-token-123" // the token in the recorded seeds
+
+func FuzzCstring(f *testing.F) {
+	for _, s := range []string{"", "\x00", "abc\x00rest", "abc", "\x00\x00", "user\x00agent\x00\x00"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, rest, ok := cstring(b)
+		i := bytes.IndexByte(b, 0)
+		if !ok {
+			if i >= 0 || s != "" || rest != nil {
+				t.Fatalf("cstring(%q) = %q, %q, false", b, s, rest)
+			}
+			return
+		}
+		if i != len(s) || s != string(b[:i]) || !bytes.Equal(rest, b[i+1:]) {
+			t.Fatalf("cstring(%q) = %q, %q", b, s, rest)
+		}
+	})
+}
+
+func FuzzErrorField(f *testing.F) {
+	f.Add(errorResponse("FATAL", codeProtocolViolation, "bad", "hint")[5:], byte('C'))
+	f.Add(denyError(access.Decision{Verdict: access.Deny, Reason: "no", Policy: "p", Rule: "r"}), byte('M'))
+	f.Add([]byte("SERROR\x00C42501\x00Mdenied\x00\x00"), byte('M'))
+	f.Add([]byte("SERROR\x00C42501"), byte('C'))
+	f.Add([]byte{}, byte('C'))
+	f.Add([]byte("\x00C12345\x00"), byte('C'))
+	f.Fuzz(func(t *testing.T, body []byte, field byte) {
+		v := errorField(body, field)
+		if strings.IndexByte(v, 0) >= 0 {
+			t.Fatalf("field value %q contains NUL", v)
+		}
+		_ = errorSummary(body)
+		// Differential check against pgx's decoder where both are defined:
+		// a well-formed body in which each field appears once.
+		var er pgproto3.ErrorResponse
+		if er.Decode(body) != nil || hasDuplicateFields(body) {
+			return
+		}
+		want, known := map[byte]string{'S': er.Severity, 'V': er.SeverityUnlocalized, 'C': er.Code, 'M': er.Message,
+			'D': er.Detail, 'H': er.Hint, 'W': er.Where, 'R': er.Routine}[field]
+		if known && v != want {
+			t.Fatalf("errorField(%q, %q) = %q, pgproto3 decodes %q", body, field, v, want)
+		}
+	})
+}
+
+func hasDuplicateFields(body []byte) bool {
+	seen := map[byte]bool{}
+	for len(body) > 0 && body[0] != 0 {
+		if seen[body[0]] {
+			return true
+		}
+		seen[body[0]] = true
+		_, rest, ok := cstring(body[1:])
+		if !ok {
+			return false
+		}
+		body = rest
+	}
+	return false
+}
+
+func FuzzTagRows(f *testing.F) {
+	for _, tag := range []string{"SELECT 5\x00", "INSERT 0 5\x00", "UPDATE 0\x00", "COPY 5000\x00", "CREATE TABLE\x00",
+		"BEGIN\x00", "", "SELECT 99999999999999999999\x00", "FETCH 3", "MOVE 1\x00\x00"} {
+		f.Add(byte('C'), []byte(tag))
+	}
+	f.Add(byte('s'), []byte{})
+	f.Add(byte('I'), []byte{})
+	f.Fuzz(func(t *testing.T, typ byte, body []byte) {
+		n, text := tagRows(typ, body), tagText(typ, body)
+		if typ != 'C' {
+			if n != 0 || text != "" {
+				t.Fatalf("tagRows(%q) = %d, %q for a non-CommandComplete", typ, n, text)
+			}
+			return
+		}
+		if strings.HasSuffix(text, "\x00") {
+			t.Fatalf("tag text %q keeps its terminator", text)
+		}
+		last := text[strings.LastIndexByte(text, ' ')+1:]
+		digits := last != "" && strings.Trim(last, "0123456789") == ""
+		if v, err := strconv.ParseInt(last, 10, 64); digits && err == nil && strings.Contains(text, " ") {
+			// pgx's own parser agrees on every tag PostgreSQL sends.
+			if n != v || n != pgconn.NewCommandTag(text).RowsAffected() {
+				t.Fatalf("tagRows(%q) = %d, want %d", text, n, v)
+			}
+			return
+		}
+		if digits && strings.Contains(text, " ") {
+			return // overflows int64: any answer is a guess
+		}
+		if n != -1 && !(strings.HasPrefix(last, "+") || strings.HasPrefix(last, "-")) {
+			t.Fatalf("tagRows(%q) = %d for a tag without a row count", text, n)
+		}
+	})
+}
+
+func FuzzParseStartup(f *testing.F) {
+	f.Add([]byte("\x00\x03\x00\x00user\x00agent\x00database\x00orders\x00\x00"))
+	f.Add([]byte("\x00\x03\x00\x02user\x00u\x00_pq_.x\x00y\x00\x00"))
+	f.Add([]byte("\x00\x03\x00\x00user\x00\x00\x00"))
+	f.Add([]byte("\x00\x03\x00\x00user\x00a"))
+	f.Add([]byte("\x00\x03\x00\x00\x00"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if len(body) < 4 {
+			return // handshake guarantees the 4-byte version
+		}
+		st, err := parseStartup(body)
+		if err != nil {
+			return
+		}
+		if st.params["user"] == "" {
+			t.Fatal("accepted a startup without user")
+		}
+		for k, v := range st.params {
+			if strings.HasPrefix(k, "_pq_.") || strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) || k == "" {
+				t.Fatalf("bad parameter %q=%q", k, v)
+			}
+		}
+		for _, o := range st.unsupported {
+			if !strings.HasPrefix(o, "_pq_.") {
+				t.Fatalf("unsupported option %q", o)
+			}
+		}
+		if binary.BigEndian.Uint32(body) != pgproto3.ProtocolVersion30 {
+			return
+		}
+		var sm pgproto3.StartupMessage
+		if sm.Decode(body) != nil {
+			return
+		}
+		for k, v := range sm.Parameters {
+			if !strings.HasPrefix(k, "_pq_.") && st.params[k] != v {
+				t.Fatalf("parameter %q = %q, pgproto3 decodes %q", k, st.params[k], v)
+			}
+		}
+	})
+}
+
+// loopbackPair returns a function making connected loopback TCP pairs.
+func loopbackPair(f *testing.F) func(t *testing.T) (client, server net.Conn) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { l.Close() })
+	return func(t *testing.T) (net.Conn, net.Conn) {
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, s
+	}
+}
+
+// serveOne runs e.Serve on server and returns a channel closed when it
+// returns.
+func serveOne(e *Engine, server net.Conn) chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.Serve(context.Background(), server)
+	}()
+	return done
+}
+
+func waitServe(t *testing.T, done chan struct{}, input []byte) {
+	t.Helper()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("Serve did not return after the client closed; input %q", input)
+	}
+}
+
+func fuzzTLS(f *testing.F) *tls.Config {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		f.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// FuzzStartupPacket writes arbitrary bytes to a fresh connection, half-closes
+// it and checks that the engine answers with well-formed startup-phase
+// responses (or nothing) and then closes. The upstream is a closed port, so a
+// valid startup ends in 08001 without leaving the host.
+func FuzzStartupPacket(f *testing.F) {
+	startupMsg := func(version uint32, kv ...string) []byte {
+		b := binary.BigEndian.AppendUint32(nil, version)
+		for _, s := range kv {
+			b = append(append(b, s...), 0)
+		}
+		b = append(b, 0)
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(b)+4)), b...)
+	}
+	untypedReq := func(code uint32) []byte {
+		return binary.BigEndian.AppendUint32([]byte{0, 0, 0, 8}, code)
+	}
+	password := append([]byte{'p', 0, 0, 0, byte(4 + len(fuzzToken) + 1)}, fuzzToken+"\x00"...)
+	valid := startupMsg(3<<16, "user", "agent", "database", "orders")
+	f.Add(append(append([]byte{}, valid...), password...))
+	f.Add(append(untypedReq(codeSSLRequest), valid...))
+	f.Add(append(untypedReq(codeGSSENCRequest), append(untypedReq(codeSSLRequest), valid...)...))
+	f.Add(untypedReq(codeSSLRequest))
+	f.Add(append(untypedReq(codeSSLRequest), 0x16, 0x03, 0x01, 0x00, 0x05)) // a TLS record header after 'S'
+	f.Add(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32([]byte{0, 0, 0, 16}, codeCancelRequest), 1234)[:12])
+	f.Add(append(binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32([]byte{0, 0, 0, 16}, codeCancelRequest), 1234), 1, 2, 3, 4))
+	f.Add(append(startupMsg(3<<16|2, "user", "u", "_pq_.compression", "on"), password...))
+	f.Add(startupMsg(3<<16, "user", "u", "replication", "database"))
+	f.Add(startupMsg(3<<16, "database", "orders"))
+	f.Add(startupMsg(2 << 16))
+	f.Add(append(startupMsg(3<<16, "user", "u"), 'p', 0, 0, 0, 5, 0))        // empty token
+	f.Add(append(startupMsg(3<<16, "user", "u"), 'p', 0, 0, 0, 4))           // password without body
+	f.Add(append(startupMsg(3<<16, "user", "u"), 'p', 0, 1, 0, 4, 'x', 'y')) // password longer than sent
+	f.Add(append(startupMsg(3<<16, "user", "u"), 'Q', 0, 0, 0, 5, 0))        // not a password
+	f.Add(valid[:len(valid)-3])                                              // truncated
+	f.Add([]byte{0, 0, 0, 3})
+	f.Add([]byte{0, 0, 0x27, 0x11, 0, 3, 0, 0}) // longer than MAX_STARTUP_PACKET_LENGTH
+	f.Add([]byte{})
+
+	pair := loopbackPair(f)
+	// Port of a listener that is closed again: connecting is refused.
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	closed.Close()
+	op := &enginetest.Opener{Token: fuzzToken, Target: "orders", Checkpoint: &enginetest.Checkpoint{},
+		Upstream: engine.Upstream{Address: closed.Addr().String(), Database: "x", Username: "x", Password: "x", TLSMode: "disable"}}
+	e := New(Config{Opener: op, TLS: fuzzTLS(f), Logger: quietLogger()})
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, s := pair(t)
+		defer c.Close()
+		done := serveOne(e, s)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		go func() {
+			c.Write(in)
+			c.(*net.TCPConn).CloseWrite()
+		}()
+		out, err := io.ReadAll(c)
+		reset := errors.Is(err, syscall.ECONNRESET)
+		if err != nil && !reset {
+			t.Fatalf("reading the engine's answer: %v (input %q, got %q)", err, in, out)
+		}
+		if err := checkStartupOutput(out, reset); err != nil {
+			t.Fatalf("%v\ninput  %q\noutput %q", err, in, out)
+		}
+		waitServe(t, done, in)
+	})
+}
+
+// checkStartupOutput validates what the engine sent during the startup
+// phase: single-byte 'N' answers to SSL/GSSENC requests, an 'S' after which
+// the stream is TLS, then NegotiateProtocolVersion, the cleartext password
+// request and at most one FATAL ErrorResponse, which ends the output.
+// truncated allows the last message to be cut short (connection reset).
+func checkStartupOutput(out []byte, truncated bool) error {
+	for len(out) > 0 && out[0] == 'N' {
+		out = out[1:]
+	}
+	if len(out) > 0 && out[0] == 'S' {
+		return nil // the rest is a TLS handshake
+	}
+	sawAuth, sawNegotiate := false, false
+	for len(out) > 0 {
+		if len(out) < 5 {
+			if truncated {
+				return nil
+			}
+			return fmt.Errorf("trailing %d bytes are not a message", len(out))
+		}
+		typ, n := out[0], int(binary.BigEndian.Uint32(out[1:]))
+		if n < 4 {
+			return fmt.Errorf("message %q with length %d", typ, n)
+		}
+		if len(out) < 1+n {
+			if truncated {
+				return nil
+			}
+			return fmt.Errorf("message %q of length %d truncated at %d", typ, n, len(out)-1)
+		}
+		body := out[5 : 1+n]
+		out = out[1+n:]
+		switch typ {
+		case 'v':
+			var m pgproto3.NegotiateProtocolVersion
+			if err := m.Decode(body); err != nil || sawNegotiate || sawAuth || m.NewestMinorProtocol != 0 {
+				return fmt.Errorf("bad NegotiateProtocolVersion %+v (%v)", m, err)
+			}
+			for _, o := range m.UnrecognizedOptions {
+				if !strings.HasPrefix(o, "_pq_.") {
+					return fmt.Errorf("NegotiateProtocolVersion lists %q", o)
+				}
+			}
+			sawNegotiate = true
+		case 'R':
+			if !bytes.Equal(body, []byte{0, 0, 0, 3}) || sawAuth {
+				return fmt.Errorf("unexpected authentication request %q", body)
+			}
+			sawAuth = true
+		case 'E':
+			var m pgproto3.ErrorResponse
+			if err := m.Decode(body); err != nil {
+				return fmt.Errorf("malformed ErrorResponse: %v", err)
+			}
+			if m.Severity != "FATAL" || m.Message == "" {
+				return fmt.Errorf("ErrorResponse %+v is not a FATAL with a message", m)
+			}
+			switch m.Code {
+			case codeProtocolViolation, codeInvalidPassword, codeInvalidAuthSpec, codeInvalidCatalog, codeCannotConnect, codeFeatureNotSupported:
+			default:
+				return fmt.Errorf("unexpected SQLSTATE %s: %s", m.Code, m.Message)
+			}
+			if len(out) > 0 {
+				return fmt.Errorf("%d bytes after a FATAL error", len(out))
+			}
+		default:
+			return fmt.Errorf("unexpected message type %q in the startup phase", typ)
+		}
+	}
+	return nil
+}
