@@ -127,6 +127,18 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*access.Principal,
 	is, ok := v.issuers[issStr]
 	v.mu.RUnlock()
 	if !ok {
+		// OIDC requires exact issuer matching (OpenID Connect Discovery
+		// §4.3), but a trailing slash is the classic misconfiguration: say so.
+		alt := strings.TrimSuffix(issStr, "/")
+		if alt == issStr {
+			alt += "/"
+		}
+		v.mu.RLock()
+		_, near := v.issuers[alt]
+		v.mu.RUnlock()
+		if near {
+			return nil, tokenErr("token issuer %s is not trusted by this gateway; a configured issuer differs only by a trailing slash (%s): make identity.issuers[].url match the token's iss exactly", quoteClaim(issStr), quoteClaim(alt))
+		}
 		return nil, tokenErr("token issuer %s is not trusted by this gateway", quoteClaim(issStr))
 	}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/gatehouse/gatehouse/internal/identity/hydratest"
 	"github.com/gatehouse/gatehouse/internal/identity/identitytest"
 )
 
@@ -112,5 +113,27 @@ func TestAccessAndUnknownConnection(t *testing.T) {
 		if strings.Contains(string(ev.Detail), "eyJ") || strings.Contains(ev.Reason, "eyJ") {
 			t.Fatalf("a token leaked into the audit log: %+v", ev)
 		}
+	}
+}
+
+// TestHydraTokenThroughGateway: an agent gets an access token from Ory Hydra
+// (a real external OIDC issuer, client-credentials grant, JWT strategy) and
+// uses it as its PostgreSQL password; access is granted by client id.
+func TestHydraTokenThroughGateway(t *testing.T) {
+	h := hydratest.Start(t)
+	id, secret := h.CreateClient(t, []string{"gatehouse"})
+	e := startEnv(t, envOpts{issuers: fmt.Sprintf(`
+  issuers:
+    - url: %s
+      audience: gatehouse
+`, h.Issuer), access: fmt.Sprintf(`["client:%s"]`, id)})
+	tok := h.Token(t, id, secret, "gatehouse")
+	out := e.run(tok, "psql", "-X", "-Atc", "select 'via hydra'")
+	if strings.TrimSpace(out) != "via hydra" {
+		t.Fatalf("psql with a Hydra token: %s", out)
+	}
+	evs := e.events(t, "type=session.opened&principal="+id)
+	if len(evs) != 1 || evs[0].Issuer != h.Issuer {
+		t.Fatalf("session.opened for the Hydra client: %+v", evs)
 	}
 }
