@@ -378,3 +378,200 @@ func checkStartupOutput(out []byte, truncated bool) error {
 	}
 	return nil
 }
+
+// FuzzClientMessages opens a real session through the engine to the shared
+// PostgreSQL server and sends arbitrary bytes as the client's messages. The
+// engine must never panic or hang; everything the client gets back must be
+// well-formed, and a FATAL may only be a protocol violation (08P01, from the
+// gateway or from PostgreSQL about a forwarded body) or a size limit (54000).
+// Outcomes may only be recorded for actions the checkpoint allowed.
+//
+// A full session per input costs a SCRAM login and a backend fork (a few
+// milliseconds); that keeps the target honest about the tracker, which only
+// a real upstream exercises. Inputs run as a non-superuser role with
+// statement and lock timeouts, so fuzzed SQL cannot harm the host or stall.
+func FuzzClientMessages(f *testing.F) {
+	query := func(q string) []byte { return appendMsg(nil, 'Q', append([]byte(q), 0)) }
+	f.Add(query("select 1"))
+	f.Add(query("select 1; select 'deny' ; select 2"))
+	f.Add(query("copy (select 1) to stdout"))
+	f.Add(append(query("copy fz from stdin"), appendMsg(appendMsg(nil, 'd', []byte("1\n")), 'c', nil)...))
+	ext := appendMsg(nil, 'P', []byte("s\x00select $1::int\x00\x00\x00"))
+	ext = appendMsg(ext, 'B', []byte("p\x00s\x00\x00\x00\x00\x01\x00\x00\x00\x017\x00\x00"))
+	ext = appendMsg(ext, 'D', []byte("Pp\x00"))
+	ext = appendMsg(ext, 'E', []byte("p\x00\x00\x00\x00\x01"))
+	ext = appendMsg(ext, 'E', []byte("p\x00\x00\x00\x00\x00"))
+	ext = appendMsg(ext, 'C', []byte("Pp\x00"))
+	ext = appendMsg(ext, 'S', nil)
+	f.Add(ext)
+	f.Add(append(appendMsg(nil, 'P', []byte("\x00select 'deny'\x00\x00\x00")), appendMsg(appendMsg(nil, 'B', make([]byte, 8)), 'S', nil)...))
+	f.Add(appendMsg(nil, 'F', []byte{0, 0, 0x03, 0xbd, 0, 1, 0, 1, 0, 1, 0, 0, 0, 4, 0, 6, 0, 0, 0, 1}))
+	f.Add([]byte{'B', 0, 0, 0, 5, 0, 'S', 0, 0, 0, 4})
+	f.Add([]byte{'C', 0, 0, 0, 4})
+	f.Add([]byte{'z', 0, 0, 0, 4})
+	f.Add([]byte{'Q', 0, 0, 0, 3})
+	f.Add([]byte{'Q', 0, 0, 0, 9, 's'})
+	f.Add([]byte{'X', 0, 0, 0, 4})
+
+	srv := SharedServer()
+	if srv == nil {
+		pgtest.SkipOrFail(f, "PostgreSQL binaries not found in %s (set PG_BINDIR)", pgtest.BinDir())
+	}
+	const role, pass = "gh_fuzz", "gh-fuzz-secret"
+	srv.Exec(f, "postgres", `DO $$BEGIN
+		IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'gh_fuzz') THEN
+			CREATE ROLE gh_fuzz LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '`+pass+`';
+		END IF; END$$`)
+	srv.Exec(f, "postgres", "ALTER ROLE "+role+" SET statement_timeout = '2s'")
+	srv.Exec(f, "postgres", "ALTER ROLE "+role+" SET lock_timeout = '1s'")
+	db := srv.CreateDB(f)
+	srv.Exec(f, "postgres", "ALTER DATABASE "+db+" OWNER TO "+role)
+	srv.Exec(f, db, "CREATE TABLE fz (id int); ALTER TABLE fz OWNER TO "+role)
+	// The recorded seeds use the engine tests' items table.
+	srv.Exec(f, db, "CREATE TABLE items (id int primary key, name text); ALTER TABLE items OWNER TO "+role)
+	upstream := engine.Upstream{Address: srv.Addr(), Database: db, Username: role, Password: pass, TLSMode: "disable"}
+	pair := loopbackPair(f)
+
+	f.Fuzz(func(t *testing.T, in []byte) {
+		cp := &enginetest.Checkpoint{Deny: func(s string) string {
+			if strings.Contains(strings.ToLower(s), "deny") {
+				return "denied by the fuzz policy"
+			}
+			return ""
+		}}
+		op := &enginetest.Opener{Token: fuzzToken, Target: "orders", Checkpoint: cp, Upstream: upstream}
+		e := New(Config{Opener: op, MaxMessageSize: 1 << 20, Logger: quietLogger()})
+		c, s := pair(t)
+		defer c.Close()
+		done := serveOne(e, s)
+		c.SetDeadline(time.Now().Add(20 * time.Second))
+		fe := pgproto3.NewFrontend(c, c)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30, Parameters: map[string]string{"user": "agent", "database": "orders"}})
+		fe.Send(&pgproto3.PasswordMessage{Password: fuzzToken})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("startup: %v", err)
+			}
+			if e, ok := m.(*pgproto3.ErrorResponse); ok {
+				t.Fatalf("startup: %s %s", e.Code, e.Message)
+			}
+			if _, ok := m.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+
+		// Complete frames get a trailer whose answer marks the end: two
+		// Syncs (the first may be eaten by COPY IN or an error state) and
+		// a marker query. A partial last frame is followed by EOF instead.
+		const marker = "fuzz-end-marker"
+		trailer := appendMsg(appendMsg(query("select '"+marker+"'"), 'S', nil), 'S', nil)
+		trailer = append(trailer[len(trailer)-10:], trailer[:len(trailer)-10]...) // Sync, Sync, Query
+		complete := framesComplete(in)
+		go func() {
+			c.Write(in)
+			if complete {
+				c.Write(trailer)
+			} else {
+				c.(*net.TCPConn).CloseWrite()
+			}
+		}()
+		fatal, sawMarker := false, false
+		for {
+			m, err := fe.Receive()
+			if err != nil {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("no answer within 20s (complete=%v) to %q", complete, in)
+				}
+				break // EOF or reset: the session ended
+			}
+			if fatal {
+				t.Fatalf("message %T after a FATAL error; input %q", m, in)
+			}
+			switch m := m.(type) {
+			case *pgproto3.ErrorResponse:
+				if m.Severity == "FATAL" {
+					fatal = true
+					if m.Code != codeProtocolViolation && m.Code != codeProgramLimit {
+						t.Fatalf("FATAL %s %s; input %q", m.Code, m.Message, in)
+					}
+				}
+			case *pgproto3.DataRow:
+				if len(m.Values) == 1 && string(m.Values[0]) == marker {
+					sawMarker = true
+				}
+			case *pgproto3.ReadyForQuery:
+				if sawMarker {
+					c.Close()
+				}
+			}
+		}
+		c.Close()
+		if complete && !fatal && !sawMarker && !hasFrame(in, 'X') {
+			// Nothing ended the session, so the marker query must have
+			// been answered: its absence means the relay lost track.
+			t.Fatalf("session ended without answering the trailer; input %q", in)
+		}
+		waitServe(t, done, in)
+		checkRecords(t, cp, in)
+	})
+}
+
+// checkRecords verifies that outcomes were recorded only for allowed actions
+// the checkpoint saw, and never as executed for a denied one.
+func checkRecords(t *testing.T, cp *enginetest.Checkpoint, in []byte) {
+	t.Helper()
+	checked, recs := cp.Snapshot()
+	seen := map[string]bool{}
+	for _, a := range checked {
+		seen[string(a.Kind)+"\x00"+a.Statement] = true
+	}
+	for _, r := range recs {
+		if !seen[string(r.Action.Kind)+"\x00"+r.Action.Statement] {
+			t.Fatalf("outcome recorded for an unchecked action %+v; input %q", r.Action, in)
+		}
+		if r.Outcome != nil && !r.Decision.Allowed() {
+			t.Fatalf("outcome recorded for a denied action %+v; input %q", r.Action, in)
+		}
+	}
+}
+
+func appendMsg(b []byte, typ byte, body []byte) []byte {
+	b = append(b, typ)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(body)+4))
+	return append(b, body...)
+}
+
+// hasFrame reports whether the whole messages in b include one of type typ.
+func hasFrame(b []byte, typ byte) bool {
+	for len(b) >= 5 {
+		n := binary.BigEndian.Uint32(b[1:])
+		if b[0] == typ {
+			return true
+		}
+		if n < 4 || uint64(n)+1 > uint64(len(b)) {
+			return false
+		}
+		b = b[1+n:]
+	}
+	return false
+}
+
+// framesComplete reports whether b is a sequence of whole messages.
+func framesComplete(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 5 {
+			return false
+		}
+		n := binary.BigEndian.Uint32(b[1:])
+		if n < 4 || uint64(n)+1 > uint64(len(b)) {
+			return false
+		}
+		b = b[1+n:]
+	}
+	return true
+}
