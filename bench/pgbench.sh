@@ -135,7 +135,7 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "–"; else printf f
 {
 	echo "### pgbench -S (select-only), scale $scale, ${T}s x $R rounds, medians"
 	echo
-	echo "$(nproc) CPUs; $(/usr/lib/postgresql/15/bin/postgres --version); $(pgbouncer --version 2>/dev/null | head -n1 || true); gatehouse $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?'); $(date -u +%FT%TZ)"
+	echo "$(nproc) CPUs; $(/usr/lib/postgresql/15/bin/postgres --version); $(pgbouncer --version 2>/dev/null | head -n1 || true); gatehouse repo at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "?") ($bin); $(date -u +%FT%TZ)"
 	echo
 	echo "| mode | clients | direct TPS | direct lat ms | pgbouncer TPS | pgbouncer lat ms | gatehouse TPS | gatehouse lat ms | gatehouse/direct TPS | pgbouncer/direct TPS | gatehouse added lat / pgbouncer added lat |"
 	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
