@@ -50,6 +50,15 @@ func dialUpstream(ctx context.Context, u engine.Upstream, clientParams map[strin
 	if err != nil {
 		return nil, err
 	}
+	// pgconn may have started its background reader during connect (when a
+	// write took over 15 ms, e.g. under load); that goroutine can still be
+	// blocked in Read on the socket and would swallow the first bytes of the
+	// relayed session. SyncConn stops it and drains pgconn's buffers; only
+	// then is the raw conn ours alone.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
 	hc, err := pc.Hijack()
 	if err != nil {
 		pc.Close(ctx)
