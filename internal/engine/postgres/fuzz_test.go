@@ -20,12 +20,16 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 
@@ -574,4 +578,165 @@ func framesComplete(b []byte) bool {
 		b = b[1+n:]
 	}
 	return true
+}
+
+// recordingConn keeps every byte the server reads from the client.
+type recordingConn struct {
+	net.Conn
+	buf *[]byte
+}
+
+func (c recordingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	*c.buf = append(*c.buf, p[:n]...)
+	return n, err
+}
+
+// TestCaptureFuzzSeeds records what real clients (pgx, psql) send and
+// writes it as seed corpus for FuzzStartupPacket (up to and including the
+// password message) and FuzzClientMessages (everything after it). It only
+// runs with GATEHOUSE_CAPTURE_SEEDS=1, to regenerate testdata/fuzz.
+func TestCaptureFuzzSeeds(t *testing.T) {
+	if os.Getenv("GATEHOUSE_CAPTURE_SEEDS") != "1" {
+		t.Skip("set GATEHOUSE_CAPTURE_SEEDS=1 to regenerate the fuzz seed corpus")
+	}
+	srv := SharedServer()
+	if srv == nil {
+		pgtest.SkipOrFail(t, "no PostgreSQL server")
+	}
+	psqlBin, err := exec.LookPath("psql")
+	if err != nil {
+		pgtest.SkipOrFail(t, "psql not installed")
+	}
+	db := srv.CreateDB(t)
+	srv.Exec(t, db, "CREATE TABLE items (id int primary key, name text)")
+	op := &enginetest.Opener{Token: fuzzToken, Target: "orders", Checkpoint: &enginetest.Checkpoint{Deny: func(s string) string {
+		if strings.Contains(strings.ToLower(s), "drop table") {
+			return "DROP TABLE is not allowed for agents"
+		}
+		return ""
+	}}, Upstream: engine.Upstream{Address: srv.Addr(), Database: db, Username: srv.User, Password: srv.Password, TLSMode: "disable"}}
+	eng := New(Config{Opener: op, Logger: quietLogger()})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	// capture serves exactly one connection made by client and returns the
+	// bytes the client sent.
+	capture := func(client func()) []byte {
+		var buf []byte
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			eng.Serve(context.Background(), recordingConn{Conn: c, buf: &buf})
+		}()
+		client()
+		<-done
+		return buf
+	}
+	ctx := context.Background()
+	pgxSession := func(dsnOpts string, work func(c *pgx.Conn)) func() {
+		return func() {
+			c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://agent:%s@%s/orders?%s", fuzzToken, addr, dsnOpts))
+			if err != nil {
+				t.Fatal(err)
+			}
+			work(c)
+			c.Close(ctx)
+		}
+	}
+	psqlSession := func(command string) func() {
+		return func() {
+			host, port, _ := net.SplitHostPort(addr)
+			cmd := exec.Command(psqlBin, "-X", "-w", "-c", command,
+				fmt.Sprintf("host=%s port=%s user=agent dbname=orders sslmode=prefer gssencmode=prefer", host, port))
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "PG") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			cmd.Env = append(cmd.Env, "PGPASSWORD="+fuzzToken)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("psql %q: %v: %s", command, err, out)
+			}
+		}
+	}
+	lo := filepath.Join(t.TempDir(), "lo.txt")
+	os.WriteFile(lo, []byte("large object contents"), 0o600)
+	sessions := map[string]func(){
+		"pgx_simple": pgxSession("sslmode=disable&application_name=seed", func(c *pgx.Conn) {
+			c.Exec(ctx, "insert into items values (1, 'a'); select * from items", pgx.QueryExecModeSimpleProtocol)
+			c.Exec(ctx, "drop table items", pgx.QueryExecModeSimpleProtocol)
+		}),
+		"pgx_extended": pgxSession("sslmode=disable", func(c *pgx.Conn) {
+			var s string
+			c.QueryRow(ctx, "select name from items where id = $1", 1).Scan(&s)
+			c.Exec(ctx, "insert into items values ($1, $2)", 2, "b")
+			c.Exec(ctx, "drop table items")
+		}),
+		"pgx_batch_tx": pgxSession("sslmode=disable", func(c *pgx.Conn) {
+			tx, _ := c.Begin(ctx)
+			b := &pgx.Batch{}
+			b.Queue("insert into items values ($1, 'p')", 20)
+			b.Queue("select count(*) from items")
+			tx.SendBatch(ctx, b).Close()
+			tx.Commit(ctx)
+		}),
+		"pgx_copy": pgxSession("sslmode=disable", func(c *pgx.Conn) {
+			c.CopyFrom(ctx, pgx.Identifier{"items"}, []string{"id", "name"}, pgx.CopyFromRows([][]any{{30, "x"}, {31, "y"}}))
+			var sb strings.Builder
+			c.PgConn().CopyTo(ctx, &sb, "COPY items TO STDOUT")
+			c.PgConn().CopyFrom(ctx, strings.NewReader("40\tz\n"), "COPY items FROM STDIN")
+		}),
+		"psql_query":     psqlSession("select 1; select 2"),
+		"psql_lo_import": psqlSession(`\lo_import ` + lo),
+	}
+	dir := filepath.Join("testdata", "fuzz")
+	for name, client := range sessions {
+		b := capture(client)
+		startup, rest, ok := splitStartup(b)
+		if !ok {
+			t.Fatalf("%s: no password message in %q", name, b)
+		}
+		writeSeed(t, filepath.Join(dir, "FuzzStartupPacket"), name, startup)
+		writeSeed(t, filepath.Join(dir, "FuzzClientMessages"), name, rest)
+	}
+}
+
+// splitStartup splits a client's byte stream after its password message.
+func splitStartup(b []byte) (startup, rest []byte, ok bool) {
+	i := 0
+	for i+8 <= len(b) { // untyped packets up to the StartupMessage
+		n := int(binary.BigEndian.Uint32(b[i:]))
+		code := binary.BigEndian.Uint32(b[i+4:])
+		i += n
+		if code>>16 == 3 {
+			break
+		}
+	}
+	for i+5 <= len(b) {
+		typ, n := b[i], int(binary.BigEndian.Uint32(b[i+1:]))
+		i += 1 + n
+		if typ == 'p' && i <= len(b) {
+			return b[:i], b[i:], true
+		}
+	}
+	return nil, nil, false
+}
+
+func writeSeed(t *testing.T, dir, name string, b []byte) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", b)
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
