@@ -8,17 +8,18 @@ import (
 
 // SQLSTATE codes gatehouse sends. Appendix A of the PostgreSQL manual.
 const (
-	codeInvalidPassword     = "28P01" // bad or expired token
-	codeInvalidAuthSpec     = "28000" // no access, plaintext refused
-	codeInvalidCatalog      = "3D000" // unknown connection (database)
-	codeInsufficientPriv    = "42501" // denied by policy
-	codeProtocolViolation   = "08P01"
-	codeConnectionFailure   = "08006"
-	codeCannotConnect       = "08001"
-	codeFeatureNotSupported = "0A000"
-	codeInternal            = "XX000"
-	codeAdminShutdown       = "57P01"
-	codeProgramLimit        = "54000"
+	codeInvalidPassword      = "28P01" // bad or expired token
+	codeInvalidAuthSpec      = "28000" // no access, plaintext refused
+	codeInvalidCatalog       = "3D000" // unknown connection (database)
+	codeInsufficientPriv     = "42501" // denied by policy
+	codeInvalidStatementName = "26000" // the describe the gateway injects to raise a Parse denial
+	codeProtocolViolation    = "08P01"
+	codeConnectionFailure    = "08006"
+	codeCannotConnect        = "08001"
+	codeFeatureNotSupported  = "0A000"
+	codeInternal             = "XX000"
+	codeAdminShutdown        = "57P01"
+	codeProgramLimit         = "54000"
 )
 
 // openErrorCode maps an engine.Error class to a SQLSTATE.

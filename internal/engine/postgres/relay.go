@@ -26,11 +26,19 @@ func (s *session) upstreamLoop() error {
 		if err != nil {
 			return fmt.Errorf("upstream: %w", err)
 		}
-		if n > streamThreshold && typ != 'E' && typ != 'C' {
-			// Large DataRow/CopyData: stream through without buffering.
+		if n > streamThreshold && (typ == 'D' || typ == 'd') {
+			// A large DataRow/CopyData: stream it through without buffering.
+			// Only these types are streamed; every other message may move
+			// the tracker, so it is read whole.
+			if typ == 'D' && need() {
+				cur.rows++
+			}
 			s.cwMu.Lock()
 			writeHeader(s.cw, typ, n)
 			err := s.ur.copyBody(s.cw, n)
+			if err == nil && s.ur.r.Buffered() == 0 {
+				err = s.cw.Flush()
+			}
 			s.cwMu.Unlock()
 			if err != nil {
 				return err
@@ -43,7 +51,13 @@ func (s *session) upstreamLoop() error {
 		}
 		drop := false
 		switch typ {
-		case 'D', 'd', 'N', 'A', 'S', 't': // rows, copy data, notices, notifications, parameter status
+		case 'D':
+			// Count rows: an Execute with a row limit ends in PortalSuspended,
+			// whose outcome has no command tag to read them from.
+			if need() {
+				cur.rows++
+			}
+		case 'd', 'N', 'A', 'S', 't': // copy data, notices, notifications, parameter status
 		case '1':
 			if need() && cur.kind == rParse {
 				drop, has = cur.drop, false
@@ -64,16 +78,20 @@ func (s *session) upstreamLoop() error {
 			if need() {
 				switch cur.kind {
 				case rExecute:
-					cur.rows += tagRows(typ, body)
-					if typ != 's' {
-						s.record(cur.stmt, cur.start, cur.rows, tagText(typ, body), "")
+					// Each Execute is recorded: a portal fetched in batches
+					// gives one outcome per batch, rows summing to the total.
+					cmd := tagText(typ, body)
+					if typ == 's' {
+						cmd = "(portal suspended)"
 					}
+					s.record(cur.stmt, cur.start, outcomeRows(typ, body, cur.rows), cmd, "")
 					has = false
 				case rQuery:
 					if cur.idx < len(cur.stmts) {
-						s.record(cur.stmts[cur.idx], cur.start, tagRows(typ, body), tagText(typ, body), "")
+						s.record(cur.stmts[cur.idx], cur.start, outcomeRows(typ, body, cur.rows), tagText(typ, body), "")
 						cur.idx++
 						cur.start = time.Now()
+						cur.rows = 0
 					}
 				}
 			}
@@ -84,8 +102,15 @@ func (s *session) upstreamLoop() error {
 			}
 		case 'E':
 			if need() {
-				if cur.deny != nil && errorCode(body) == codeInsufficientPriv {
-					body = denyError(*cur.deny)
+				if cur.deny != nil {
+					// The upstream raised the gateway's denial (42501 from the
+					// DO block, 26000 from the describe of a statement that
+					// cannot exist); the client sees the gateway's own error.
+					// Any other code (25P02 in an aborted block) is the
+					// upstream's true answer and passes through.
+					if c := errorCode(body); c == codeInsufficientPriv || c == codeInvalidStatementName {
+						body = denyError(*cur.deny)
+					}
 				}
 				msg := errorSummary(body)
 				switch cur.kind {
@@ -156,6 +181,18 @@ func (s *session) record(ps *prepared, start time.Time, rows int64, command, err
 		return
 	}
 	s.cp.Record(ps.action, ps.decision, access.Outcome{Duration: time.Since(start), Rows: rows, Command: command, Error: errMsg})
+}
+
+// outcomeRows is the row count of a completed statement: the command tag's
+// count when it has one ("INSERT 0 5"), else the DataRows seen.
+func outcomeRows(typ byte, body []byte, seen int64) int64 {
+	if n := tagRows(typ, body); n > 0 || (n == 0 && seen == 0) {
+		return n
+	}
+	if seen > 0 {
+		return seen
+	}
+	return -1
 }
 
 // tagRows extracts the row count from a CommandComplete tag ("SELECT 5",

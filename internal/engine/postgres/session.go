@@ -148,7 +148,8 @@ func (s *session) clientLoop(ctx context.Context) error {
 			}
 			continue
 		}
-		if (typ == 'd') && n > streamThreshold {
+		if typ == 'd' && n > min(streamThreshold, s.cr.max) {
+			// CopyData is never inspected: stream it, whatever its size.
 			writeHeader(s.uw, typ, n)
 			if err := s.cr.copyBody(s.uw, n); err != nil {
 				return err
@@ -258,23 +259,22 @@ func (s *session) parse(ctx context.Context, body []byte) error {
 	return nil
 }
 
-// denyExtended makes the upstream raise the denial in place of the client's
-// Parse, so the upstream session state (a failed transaction block, the
-// discard-until-Sync mode) is exactly what PostgreSQL would have for a
-// statement that failed there. The injected Parse/Bind successes are hidden
-// from the client.
+// deniedStatement is a prepared statement name no client can create (it holds
+// a control character), so describing it always fails.
+const deniedStatement = "gatehouse\x01denied"
+
+// denyExtended refuses a Parse by making the upstream fail in its place: it
+// describes a statement that cannot exist. The upstream then is in exactly
+// the state PostgreSQL would be in after a failed Parse — an open transaction
+// block is aborted, messages up to Sync are discarded — without creating or
+// replacing any statement or portal; the client gets the gateway's error in
+// place of the upstream's.
 func (s *session) denyExtended(d access.Decision) {
-	s.t.push(pending{kind: rParse, drop: true})
-	s.t.push(pending{kind: rBind, drop: true})
-	s.t.push(pending{kind: rExecute, deny: &d})
-	q := raiseSQL(d)
-	writeHeader(s.uw, 'P', len(q)+1+1+2)
+	s.t.push(pending{kind: rDescribe, deny: &d})
+	writeHeader(s.uw, 'D', 1+len(deniedStatement)+1)
+	s.uw.WriteByte('S')
+	s.uw.WriteString(deniedStatement)
 	s.uw.WriteByte(0)
-	s.uw.WriteString(q)
-	s.uw.Write([]byte{0, 0, 0})
-	// Bind: unnamed portal, unnamed statement, no formats, params or results.
-	writeMsg(s.uw, 'B', []byte{0, 0, 0, 0, 0, 0, 0, 0})
-	writeMsg(s.uw, 'E', []byte{0, 0, 0, 0, 0})
 	s.skip = true
 }
 
