@@ -106,6 +106,10 @@ type ActionKind string
 const (
 	ActionStatement    ActionKind = "statement"     // one SQL statement (simple query or Parse)
 	ActionFunctionCall ActionKind = "function_call" // PostgreSQL FunctionCall message (fast-path)
+	// ActionStartupParameter is a session setting the client sends at
+	// connect time (PostgreSQL startup parameters such as options=-c role=x,
+	// which act like SET); Statement is "name=value".
+	ActionStartupParameter ActionKind = "startup_parameter"
 )
 
 // Action is one request a client asks the gateway to forward.

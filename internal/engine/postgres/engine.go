@@ -9,11 +9,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
 
+	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/engine"
 )
 
@@ -129,6 +131,25 @@ func (e *Engine) Serve(ctx context.Context, conn net.Conn) {
 	if err != nil {
 		fatal(openErrorCode(err), engine.MessageOf(err), openErrorHint(err))
 		return
+	}
+	// Startup parameters act like SET (options=-c role=…, search_path…):
+	// each is an action, so a policy can refuse one before it reaches the
+	// upstream. application_name and client_encoding are just labels.
+	for _, k := range sortedKeys(st.params) {
+		if reservedParams[k] || k == "application_name" || k == "client_encoding" {
+			continue
+		}
+		a := &access.Action{Session: opened.Session, Kind: access.ActionStartupParameter, Statement: k + "=" + st.params[k], Protocol: "startup"}
+		d, err := opened.Checkpoint.Check(ctx, a)
+		if err != nil || !d.Allowed() {
+			if err != nil {
+				d.Reason = "gatehouse could not decide the startup parameter " + k + " (fail closed)"
+			}
+			fatal(codeInsufficientPriv, denyMessage(d), "connect without the startup parameter "+k)
+			opened.Close(fmt.Errorf("startup parameter %s denied", k))
+			return
+		}
+		opened.Checkpoint.Record(a, d, access.Outcome{Rows: -1})
 	}
 	up, err := dialUpstream(ctx, opened.Upstream, st.params)
 	if err != nil {
@@ -270,6 +291,15 @@ func askPassword(conn net.Conn) (string, error) {
 		return "", errors.New("malformed password message")
 	}
 	return strings.TrimSpace(tok), nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func openErrorHint(err error) string {

@@ -284,3 +284,40 @@ func TestLargeMessages(t *testing.T) {
 		t.Fatalf("large row: len=%d err=%v", len(got), err)
 	}
 }
+
+// TestStartupParametersAreActions: session settings sent at connect time act
+// like SET, so each is decided; a denied one refuses the connection.
+func TestStartupParametersAreActions(t *testing.T) {
+	f := start(t)
+	ctx := context.Background()
+	prev := f.cp.Deny
+	f.cp.Deny = func(s string) string {
+		if strings.Contains(s, "role=") {
+			return "changing role at connect time is not allowed"
+		}
+		return prev(s)
+	}
+	_, err := pgx.Connect(ctx, f.dsn("orders", token)+"&options=-c%20role%3Dpg_monitor")
+	if pgCode(err) != "42501" || !strings.Contains(err.Error(), "not allowed") {
+		t.Fatalf("denied startup option: %v", err)
+	}
+	c, err := pgx.Connect(ctx, f.dsn("orders", token)+"&search_path=public,pg_catalog")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var sp string
+	if err := c.QueryRow(ctx, "show search_path").Scan(&sp); err != nil || sp != "public, pg_catalog" {
+		t.Fatalf("search_path = %q, %v", sp, err)
+	}
+	checked, _ := f.cp.Snapshot()
+	found := false
+	for _, a := range checked {
+		if a.Kind == "startup_parameter" && a.Statement == "search_path=public,pg_catalog" {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("search_path was not checked as an action: %+v", checked)
+	}
+}
