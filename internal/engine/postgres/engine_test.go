@@ -307,7 +307,7 @@ func TestStartupParametersAreActions(t *testing.T) {
 	}
 	defer c.Close(ctx)
 	var sp string
-	if err := c.QueryRow(ctx, "show search_path").Scan(&sp); err != nil || sp != "public, pg_catalog" {
+	if err := c.QueryRow(ctx, "show search_path").Scan(&sp); err != nil || sp != "public,pg_catalog" {
 		t.Fatalf("search_path = %q, %v", sp, err)
 	}
 	checked, _ := f.cp.Snapshot()

@@ -50,7 +50,7 @@ import (
 // hangTimeout is how long a statement may take before the test calls the
 // session hung and dumps goroutines. It is a hang detector, not a latency
 // bound: statements here take milliseconds.
-const hangTimeout = 30 * time.Second
+const hangTimeout = 10 * time.Second
 
 // stressServe runs an engine on a loopback listener and returns its address.
 func stressServe(t *testing.T, cfg postgres.Config) string {
