@@ -1,13 +1,17 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/pgtest"
 )
 
 // events reads /api/v1/audit/events as an admin, after giving the audit
@@ -77,5 +81,34 @@ func TestAuditSessionLifecycle(t *testing.T) {
 	json.Unmarshal(st.Detail, &sd)
 	if sd.Rows != 1 || sd.Command != "SELECT 1" {
 		t.Errorf("statement detail: %s", st.Detail)
+	}
+}
+
+// TestPostgresStore runs the gateway on the PostgreSQL store instead of
+// SQLite: connections sync, sessions and statements are audited there.
+func TestPostgresStore(t *testing.T) {
+	pgtest.Need(t, shared)
+	storeDB := shared.CreateDB(t)
+	t.Setenv("GATEHOUSE_TEST_STORE", shared.DSN(storeDB))
+	e := startEnv(t, envOpts{store: "env:GATEHOUSE_TEST_STORE"})
+	tok := e.token("agent-1")
+	e.run(tok, "psql", "-X", "-Atc", "select 1")
+	evs := e.events(t, "type=statement&principal=agent-1")
+	if len(evs) != 1 || evs[0].Statement != "select 1" {
+		t.Fatalf("statement events in the PostgreSQL store: %+v", evs)
+	}
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, shared.DSN(storeDB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from audit_events where type = 'statement'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("audit_events rows: %d %v", n, err)
+	}
+	var name string
+	if err := c.QueryRow(ctx, "select name from connections").Scan(&name); err != nil || name != "orders" {
+		t.Fatalf("connections: %q %v", name, err)
 	}
 }

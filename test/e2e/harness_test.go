@@ -45,6 +45,7 @@ type envOpts struct {
 	issuers     string    // YAML inserted under identity: (e.g. an issuers: list)
 	access      string    // YAML list for the "orders" connection; default ["group:analysts", "sub:agent-1"]
 	connections string    // more YAML entries appended to the connections: list
+	store       string    // store setting; "" = SQLite in data_dir
 	logs        io.Writer // where the gateway logs; default discarded (stderr with -v)
 }
 
@@ -64,6 +65,7 @@ func startEnv(t *testing.T, o envOpts) *env {
 	yaml := fmt.Sprintf(`
 listen: { api: 127.0.0.1:0, postgres: 127.0.0.1:0 }
 data_dir: %s/data
+store: "%s"
 secret_key: file:%s
 log: { level: warn }
 identity:
@@ -80,7 +82,7 @@ connections:
     tls: disable
     access: %s
 %s
-`, dir, keyFile, o.issuers, shared.Addr(), db, o.access, o.connections)
+`, dir, o.store, keyFile, o.issuers, shared.Addr(), db, o.access, o.connections)
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
 	cfg, err := config.Load(cfgPath)
