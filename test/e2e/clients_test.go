@@ -161,3 +161,29 @@ func nodeClientDir(t *testing.T) string {
 	}
 	return dir
 }
+
+// TestJDBC runs a pgjdbc client (Debian's libpostgresql-jdbc-java) through
+// the gateway: named server-side prepared statements, batches, transactions.
+func TestJDBC(t *testing.T) {
+	jar := "/usr/share/java/postgresql.jar"
+	if _, err := os.Stat(jar); err != nil {
+		skipOrFail(t, "pgjdbc not installed (apt-get install libpostgresql-jdbc-java)")
+	}
+	for _, tool := range []string{"javac", "java"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			skipOrFail(t, "%s not installed", tool)
+		}
+	}
+	e := startEnv(t, envOpts{})
+	src, _ := filepath.Abs("../jdbc/Client.java")
+	classes := t.TempDir()
+	if out, err := exec.Command("javac", "-d", classes, src).CombinedOutput(); err != nil {
+		t.Fatalf("javac: %v\n%s", err, out)
+	}
+	cmd := exec.Command("java", "-cp", classes+":"+jar, "Client")
+	cmd.Env = append(e.pgEnv(e.token("agent-1")), "JDBC_URL=jdbc:postgresql://"+e.pgHost+":"+e.pgPort+"/orders?sslmode=disable")
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK sum=10") {
+		t.Fatalf("jdbc: %v\n%s", err, out)
+	}
+}
