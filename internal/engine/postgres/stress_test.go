@@ -318,9 +318,9 @@ func stressTLS(t *testing.T) *tls.Config {
 // statement must be answered. GATEHOUSE_STRESS=1 runs many more sessions.
 func TestStressShortSessions(t *testing.T) {
 	pgtest.Need(t, shared)
-	sessions, workers := 300, 8
+	sessions, workers := 100, 8
 	if os.Getenv("GATEHOUSE_STRESS") == "1" {
-		sessions, workers = 20000, 32
+		sessions, workers = 3000, 32
 		if n, err := strconv.Atoi(os.Getenv("GATEHOUSE_STRESS_SESSIONS")); err == nil {
 			sessions = n
 		}
