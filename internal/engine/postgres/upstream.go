@@ -55,7 +55,10 @@ func dialUpstream(ctx context.Context, u engine.Upstream, clientParams map[strin
 	// blocked in Read on the socket and would swallow the first bytes of the
 	// relayed session. SyncConn stops it and drains pgconn's buffers; only
 	// then is the raw conn ours alone.
-	if err := pc.SyncConn(ctx); err != nil {
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = pc.SyncConn(sctx)
+	cancel()
+	if err != nil {
 		pc.Close(ctx)
 		return nil, err
 	}
