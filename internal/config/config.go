@@ -11,6 +11,8 @@
 package config
 
 import (
+	"gopkg.in/yaml.v3"
+
 	"fmt"
 	"net"
 	"os"
@@ -46,6 +48,13 @@ type Config struct {
 	Postgres    Postgres     `json:"postgres"`    // PostgreSQL listener settings
 	Audit       Audit        `json:"audit"`       //
 	Connections []Connection `json:"connections"` // upstream targets
+
+	// Policies is the raw `policies:` node (compiled by package policy so
+	// its errors carry file:line); nil when absent.
+	Policies *yaml.Node `json:"-"`
+	// PoliciesFile is a separate policies file (reloadable on SIGHUP and via
+	// the API); "" = none. Relative paths resolve against the config file.
+	PoliciesFile string `json:"policies_file,omitempty"`
 
 	// Path is the file the configuration came from ("" for Default).
 	Path string `json:"-"`
@@ -193,6 +202,9 @@ func parse(name, baseDir string, data []byte) (*Config, error) {
 	}
 	c.lines = d.lines
 	c.DataDir = resolvePath(baseDir, c.DataDir)
+	if c.PoliciesFile != "" {
+		c.PoliciesFile = resolvePath(baseDir, c.PoliciesFile)
+	}
 	probs := append(d.probs, c.check()...)
 	if len(probs) > 0 {
 		return nil, joinProblems(name, probs)

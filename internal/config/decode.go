@@ -358,6 +358,10 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 				"queue_size": d.integer(&c.Audit.QueueSize),
 			})
 		},
+		// Policies are compiled by package policy (CEL), which needs the
+		// node itself to report file:line positions; keep it raw here.
+		"policies":      func(v *yaml.Node, key string) { c.Policies = v },
+		"policies_file": d.str(&c.PoliciesFile),
 		"connections": func(v *yaml.Node, key string) {
 			c.Connections = []Connection{}
 			d.seq(v, key, func(item *yaml.Node, key string) {
