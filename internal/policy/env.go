@@ -1,0 +1,119 @@
+package policy
+
+import (
+	"fmt"
+	"reflect"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/ext"
+	"cel.dev/cel-go/interpreter"
+)
+
+// costLimit bounds the work one condition may do at evaluation time. Policy
+// authors are trusted, but a comprehension over a large claim or a long
+// statement text must not stall the data path; exceeding the limit is an
+// evaluation error and therefore fails closed.
+const costLimit = 100_000
+
+// The CEL variables. Their types are the Go structs in input.go, exposed
+// through cel-go's native types so a misspelled field (statement.kidn) is a
+// compile error at load time, not a runtime surprise.
+var (
+	envOnce sync.Once
+	envVal  *cel.Env
+	envErr  error
+)
+
+// celEnv returns the shared CEL environment (building it costs ~1 ms, and
+// a cel.Env is safe for concurrent use).
+func celEnv() (*cel.Env, error) {
+	envOnce.Do(func() {
+		envVal, envErr = cel.NewEnv(
+			ext.NativeTypes(
+				reflect.TypeFor[Statement](),
+				reflect.TypeFor[Principal](),
+				reflect.TypeFor[Actor](),
+				reflect.TypeFor[Connection](),
+				reflect.TypeFor[Session](),
+				reflect.TypeFor[Action](),
+				ext.ParseStructTags(true),
+			),
+			cel.Variable("statement", cel.ObjectType("policy.Statement")),
+			cel.Variable("principal", cel.ObjectType("policy.Principal")),
+			cel.Variable("connection", cel.ObjectType("policy.Connection")),
+			cel.Variable("session", cel.ObjectType("policy.Session")),
+			cel.Variable("action", cel.ObjectType("policy.Action")),
+			// String helpers (lowerAscii, startsWith is built in, …),
+			// sets.contains/intersects and list helpers are what policies
+			// over table and function lists need.
+			ext.Strings(),
+			ext.Sets(),
+			ext.Lists(),
+		)
+	})
+	return envVal, envErr
+}
+
+// compile type-checks one condition and plans it. The condition must be a
+// bool expression.
+func compile(expr string) (cel.Program, *cel.Issues, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, nil, fmt.Errorf("CEL environment: %w", err)
+	}
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, iss, nil
+	}
+	if ast.OutputType() != cel.BoolType {
+		return nil, nil, fmt.Errorf("condition must be a bool expression (got %s)", ast.OutputType())
+	}
+	prg, err := env.Program(ast,
+		cel.EvalOptions(cel.OptOptimize),
+		cel.CostLimit(costLimit),
+	)
+	if err != nil {
+		return nil, nil, err
+	}
+	return prg, nil, nil
+}
+
+// activation exposes an Input to CEL without copying it: a conversion of
+// the pointer, so evaluating allocates no activation.
+type activation Input
+
+var _ interpreter.Activation = (*activation)(nil)
+
+func (a *activation) ResolveName(name string) (any, bool) {
+	switch name {
+	case "statement":
+		return &a.Statement, true
+	case "principal":
+		return &a.Principal, true
+	case "connection":
+		return &a.Connection, true
+	case "session":
+		return &a.Session, true
+	case "action":
+		return &a.Action, true
+	}
+	return nil, false
+}
+
+func (a *activation) Parent() interpreter.Activation { return nil }
+
+// evalBool runs a compiled condition. ok is false when the condition could
+// not be evaluated (err says why); callers then fail closed.
+func evalBool(prg cel.Program, in *Input) (matched bool, err error) {
+	out, _, err := prg.Eval((*activation)(in))
+	if err != nil {
+		return false, err
+	}
+	b, isBool := out.(types.Bool)
+	if !isBool {
+		return false, fmt.Errorf("condition gave %s, not a bool", out.Type())
+	}
+	return bool(b), nil
+}
