@@ -1,0 +1,324 @@
+package masking
+
+import (
+	"fmt"
+	"unsafe"
+)
+
+// Entity is a kind of sensitive value the detectors find in free text, as
+// named in policy files (masking.entities).
+type Entity string
+
+// The entity kinds.
+const (
+	CreditCard Entity = "credit_card" // 13–19 digits, Luhn-valid, known IIN range
+	Email      Entity = "email"
+	Phone      Entity = "phone"  // confirmed with libphonenumber metadata
+	USSSN      Entity = "us_ssn" // formatted 123-45-6789, or 9 digits after "SSN"
+	IBAN       Entity = "iban"   // country length + mod-97
+	IPAddress  Entity = "ip"     // IPv4 and IPv6
+	JWT        Entity = "jwt"
+	Secret     Entity = "secret" // API keys, tokens, private keys, secret=… assignments
+)
+
+var allEntities = []Entity{CreditCard, Email, Phone, USSSN, IBAN, IPAddress, JWT, Secret}
+
+// AllEntities returns every entity kind.
+func AllEntities() []Entity { return append([]Entity(nil), allEntities...) }
+
+// ParseEntity validates an entity name from configuration.
+func ParseEntity(s string) (Entity, error) {
+	for _, e := range allEntities {
+		if string(e) == s {
+			return e, nil
+		}
+	}
+	return "", fmt.Errorf("masking: unknown entity %q (known: credit_card, email, phone, us_ssn, iban, ip, jwt, secret)", s)
+}
+
+// Match is one entity found in a text: text[Start:End] (byte offsets).
+type Match struct {
+	Kind       Entity
+	Start, End int
+}
+
+type kindSet uint16
+
+func (k kindSet) has(e kindSet) bool { return k&e != 0 }
+
+const (
+	kCard kindSet = 1 << iota
+	kEmail
+	kPhone
+	kSSN
+	kIBAN
+	kIP
+	kJWT
+	kSecret
+	kAll = kCard | kEmail | kPhone | kSSN | kIBAN | kIP | kJWT | kSecret
+)
+
+func kindBit(e Entity) kindSet {
+	switch e {
+	case CreditCard:
+		return kCard
+	case Email:
+		return kEmail
+	case Phone:
+		return kPhone
+	case USSSN:
+		return kSSN
+	case IBAN:
+		return kIBAN
+	case IPAddress:
+		return kIP
+	case JWT:
+		return kJWT
+	case Secret:
+		return kSecret
+	}
+	return 0
+}
+
+// setOf turns a kinds list into a bit set; an empty list means every kind
+// (scanning for more than asked is the safe side of a mistake).
+func setOf(kinds []Entity) kindSet {
+	if len(kinds) == 0 {
+		return kAll
+	}
+	var s kindSet
+	for _, k := range kinds {
+		s |= kindBit(k)
+	}
+	return s
+}
+
+// Detect returns the entities of the given kinds (all when kinds is empty)
+// found in text, ordered by position and not overlapping. It runs in time
+// linear in len(text): one pass with bounded look-behind at trigger bytes
+// ('@', ':', '=', digits, token prefixes), and a libphonenumber check only
+// for phone-shaped candidates.
+func Detect(text string, kinds []Entity) []Match {
+	return detect(text, setOf(kinds), nil)
+}
+
+// MaskEntities replaces each entity found in text with a mask of the same
+// length (see README.md: cards and SSNs keep their last four digits, e-mail
+// addresses their domain, IBANs their country and last four) and reports how
+// many it masked. A text without entities is returned as is.
+func MaskEntities(text string, kinds []Entity) (string, int) {
+	var scratch [16]Match
+	ms := detect(text, setOf(kinds), scratch[:0])
+	if len(ms) == 0 {
+		return text, 0
+	}
+	b := []byte(text)
+	for _, m := range ms {
+		maskMatch(b, m)
+	}
+	return string(b), len(ms)
+}
+
+// MaskEntitiesInPlace masks the entities found in b, in place (masks keep
+// the length), and reports how many it masked. It does not allocate unless b
+// holds more than 16 entities.
+func MaskEntitiesInPlace(b []byte, kinds []Entity) int {
+	return maskInPlace(b, setOf(kinds))
+}
+
+func maskInPlace(b []byte, set kindSet) int {
+	if len(b) == 0 {
+		return 0
+	}
+	var scratch [16]Match
+	// The scan reads b through a string header and finishes before b is
+	// written, and nothing keeps the string: the usual zero-copy view.
+	ms := detect(unsafe.String(unsafe.SliceData(b), len(b)), set, scratch[:0])
+	for _, m := range ms {
+		maskMatch(b, m)
+	}
+	return len(ms)
+}
+
+// maskMatch overwrites the letters and digits of one match with '*',
+// keeping separators (so JSON strings stay strings and lengths stay put) and
+// the part that identifies the kind without revealing the value.
+func maskMatch(b []byte, m Match) {
+	keepHead, keepTail := 0, 0
+	start, end := m.Start, m.End
+	switch m.Kind {
+	case CreditCard, USSSN:
+		keepTail = 4
+	case Phone:
+		keepTail = 2
+	case IBAN:
+		keepHead, keepTail = 2, 4
+	case Email:
+		for i := start; i < end; i++ {
+			if b[i] == '@' {
+				end = i // keep the domain
+				break
+			}
+		}
+	}
+	total := 0
+	for i := start; i < end; i++ {
+		if isAlnum(b[i]) {
+			total++
+		}
+	}
+	if total <= keepHead+keepTail {
+		keepHead, keepTail = 0, 0
+	}
+	seen := 0
+	for i := start; i < end; i++ {
+		if !isAlnum(b[i]) {
+			continue
+		}
+		if seen >= keepHead && seen < total-keepTail {
+			b[i] = '*'
+		}
+		seen++
+	}
+}
+
+// ---- byte classes -----------------------------------------------------------
+
+const (
+	clsOther uint8 = iota
+	clsDigit
+	clsWord // letters and '_'
+	clsAt
+	clsColon
+	clsEquals
+	clsDash
+	clsPlus
+	clsParen
+)
+
+var classes = func() (t [256]uint8) {
+	for c := '0'; c <= '9'; c++ {
+		t[c] = clsDigit
+	}
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = clsWord
+		t[c-32] = clsWord
+	}
+	t['_'] = clsWord
+	t['@'] = clsAt
+	t[':'] = clsColon
+	t['='] = clsEquals
+	t['-'] = clsDash
+	t['+'] = clsPlus
+	t['('] = clsParen
+	return t
+}()
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
+func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
+func isAlnum(c byte) bool { return isDigit(c) || isUpper(c) || isLower(c) }
+func isWord(c byte) bool  { return isAlnum(c) || c == '_' }
+func isHex(c byte) bool {
+	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
+}
+func lower(c byte) byte {
+	if isUpper(c) {
+		return c + 32
+	}
+	return c
+}
+
+// ---- the scan ---------------------------------------------------------------
+
+type scanner struct {
+	s   string
+	set kindSet
+	out []Match
+}
+
+func (sc *scanner) add(k Entity, start, end int) {
+	sc.out = append(sc.out, Match{Kind: k, Start: start, End: end})
+}
+
+func detect(s string, set kindSet, out []Match) []Match {
+	sc := scanner{s: s, set: set, out: out}
+	n := len(s)
+	for i := 0; i < n; {
+		switch classes[s[i]] {
+		case clsOther:
+			i++
+		case clsWord:
+			i = sc.word(i)
+		case clsDigit:
+			i = sc.number(i)
+		case clsAt:
+			i = sc.email(i)
+		case clsColon, clsEquals:
+			i = sc.colonOrEquals(i)
+		case clsDash:
+			i = sc.dash(i)
+		case clsPlus, clsParen:
+			if i+1 < n && (isDigit(s[i+1]) || s[i+1] == '(') && (i == 0 || !isWord(s[i-1])) {
+				i = sc.number(i)
+			} else {
+				i++
+			}
+		}
+	}
+	return resolveOverlaps(sc.out)
+}
+
+// resolveOverlaps sorts matches by start and drops any that overlaps an
+// earlier (or, at the same start, longer) one. Insertion sort: there are few
+// matches, and it does not allocate.
+func resolveOverlaps(ms []Match) []Match {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && (ms[j].Start < ms[j-1].Start || ms[j].Start == ms[j-1].Start && ms[j].End > ms[j-1].End); j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+	k := 0
+	for _, m := range ms {
+		if k > 0 && m.Start < ms[k-1].End {
+			continue
+		}
+		ms[k] = m
+		k++
+	}
+	return ms[:k]
+}
+
+// spanEnd returns the end of the run of bytes from i satisfying ok.
+func spanEnd(s string, i int, ok func(byte) bool) int {
+	for i < len(s) && ok(s[i]) {
+		i++
+	}
+	return i
+}
+
+// containsFold reports whether the lower-cased s contains word (lower case).
+func containsFold(s, word string) bool {
+	for i := 0; i+len(word) <= len(s); i++ {
+		j := 0
+		for j < len(word) && lower(s[i+j]) == word[j] {
+			j++
+		}
+		if j == len(word) {
+			return true
+		}
+	}
+	return false
+}
+
+// contextBefore reports whether one of words occurs in the up to `within`
+// bytes before i (case-insensitive).
+func contextBefore(s string, i, within int, words ...string) bool {
+	lo := max(i-within, 0)
+	for _, w := range words {
+		if containsFold(s[lo:i], w) {
+			return true
+		}
+	}
+	return false
+}
