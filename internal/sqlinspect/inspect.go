@@ -1,0 +1,169 @@
+package sqlinspect
+
+import (
+	"errors"
+	"strings"
+
+	pgq "github.com/pganalyze/pg_query_go/v6"
+	pgquery "github.com/wasilibs/go-pgquery"
+	"github.com/wasilibs/go-pgquery/parser"
+)
+
+// Facts are what the PostgreSQL grammar says about one query string.
+//
+// Facts returned by Inspect are shared through the cache: callers must treat
+// them (and everything they point to) as read-only.
+type Facts struct {
+	// Statements holds one entry per statement of the text, in order. An
+	// empty text, or one holding only comments and semicolons, has none.
+	Statements []Statement
+}
+
+// Statement holds the facts of one statement.
+type Statement struct {
+	// Text is this statement's text, as libpg_query delimits it (from just
+	// after the previous semicolon to just before its own), trimmed of
+	// surrounding white space. It is empty for a wrapped statement (Wraps).
+	Text string
+	// Kind names the statement; see kinds.go for the full list. Kinds the
+	// package does not know are "other", and count as writes.
+	Kind string
+	// ObjectKind is the kind of object a create/alter/drop/grant/comment
+	// statement acts on: "table", "view", "index", "function", "schema",
+	// "role", "extension", "sequence", "materialized_view", …
+	ObjectKind string
+	// Tables are the relations read or written, in order of first mention,
+	// one entry per distinct (Schema, Name). CTE names are not tables.
+	Tables []Table
+	// Columns are the distinct column references with the clause they
+	// appear in. Table is "" when it cannot be determined from the text
+	// alone; callers must then assume it may be any table in Tables.
+	Columns []Column
+	// Functions are the functions called, as the grammar names them:
+	// unquoted identifiers folded to lower case, schema-qualified only when
+	// written so ("pg_catalog.pg_terminate_backend" and
+	// "pg_terminate_backend" are both possible: match on the last part).
+	// SQL-syntax functions (EXTRACT, SUBSTRING … FROM, TRIM …) are listed
+	// under the name the grammar gives them without the implied
+	// "pg_catalog." ("extract", "substring", "btrim").
+	Functions []string
+	// HasWhere reports an UPDATE or DELETE with a WHERE clause (including
+	// WHERE CURRENT OF).
+	HasWhere bool
+	// Writes reports that the statement can change data, schema, privileges
+	// or state visible outside the session; see kinds.go for the rule. It
+	// is decided from statement structure only: calls to functions with side
+	// effects (nextval, pg_terminate_backend, …) do not set it; they are
+	// listed in Functions.
+	Writes bool
+	// Wraps is the statement inside EXPLAIN, PREPARE, DECLARE CURSOR,
+	// CREATE TABLE AS / SELECT INTO, CREATE MATERIALIZED VIEW, CREATE VIEW
+	// and COPY (query) TO. Its tables, columns and functions are also listed
+	// in the wrapping statement.
+	Wraps *Statement
+	// Analyze reports EXPLAIN ANALYZE (which executes the wrapped statement).
+	Analyze bool
+	// Name is the statement name of PREPARE/EXECUTE/DEALLOCATE, the cursor
+	// name of DECLARE/FETCH/MOVE/CLOSE, the parameter of SET/RESET/SHOW
+	// (lower case), the channel of LISTEN/NOTIFY/UNLISTEN, and the savepoint
+	// or transaction id of SAVEPOINT/RELEASE/ROLLBACK TO/… PREPARED.
+	Name string
+}
+
+// Table is a relation named in a statement.
+type Table struct {
+	Schema string // "" when the name is not schema-qualified
+	Name   string
+	// Write reports that the statement (or one it wraps) changes the
+	// relation's rows, definition, privileges or statistics.
+	Write bool
+}
+
+// Column is a column reference.
+type Column struct {
+	// Schema and Table name the relation the column belongs to, resolved
+	// through aliases; Table is "" when undeterminable (an unqualified column
+	// with several relations in scope, a column of a subquery or CTE).
+	Schema, Table string
+	// Name is the column name; "" for a star.
+	Name string
+	// Clause is where the reference appears: "select", "where", "join",
+	// "order", "group", "having", "returning", "set", "insert", "values"
+	// or "other". The select list of a subquery inside another clause takes
+	// that clause (a column compared through IN (SELECT c …) is a "where").
+	Clause string
+	// Star marks t.* or *.
+	Star bool
+}
+
+// ParseError is returned for text PostgreSQL would not parse.
+type ParseError struct {
+	// Message is PostgreSQL's own message, e.g. `syntax error at or near "FROM"`.
+	Message string
+	// Cursor is the 1-based character position of the error in the text, 0
+	// when the error has no position (as in PostgreSQL's ErrorResponse).
+	Cursor int
+}
+
+func (e *ParseError) Error() string { return e.Message }
+
+// Inspect returns the facts of every statement in sql. Results are cached by
+// the exact text, so repeated statements cost a map lookup.
+func Inspect(sql string) (*Facts, error) {
+	return defaultCache.inspect(sql)
+}
+
+// Warm loads the grammar (about two seconds the first time, spent compiling
+// libpg_query's WebAssembly). Call it at startup so the first statement of
+// the first session does not wait.
+func Warm() {
+	_, _ = pgquery.Parse("SELECT 1")
+}
+
+// inspect parses sql without the cache.
+func inspect(sql string) (*Facts, error) {
+	// The grammar takes a C string: a NUL would end the text early and hide
+	// what follows from inspection. PostgreSQL itself cannot receive one in
+	// a query, so refuse it.
+	if i := strings.IndexByte(sql, 0); i >= 0 {
+		return nil, &ParseError{Message: "query text contains a NUL byte", Cursor: len([]rune(sql[:i])) + 1}
+	}
+	tree, err := pgquery.Parse(sql)
+	if err != nil {
+		var pe *parser.Error
+		if errors.As(err, &pe) {
+			return nil, &ParseError{Message: pe.Message, Cursor: pe.Cursorpos}
+		}
+		return nil, &ParseError{Message: err.Error()}
+	}
+	f := &Facts{Statements: make([]Statement, 0, len(tree.Stmts))}
+	for _, raw := range tree.Stmts {
+		st := statementFacts(raw.GetStmt())
+		st.Text = stmtText(sql, raw)
+		f.Statements = append(f.Statements, st)
+	}
+	return f, nil
+}
+
+// stmtText cuts a statement out of sql by its byte location and length. A
+// length of 0 means "to the end of the text".
+func stmtText(sql string, raw *pgq.RawStmt) string {
+	start, n := int(raw.GetStmtLocation()), int(raw.GetStmtLen())
+	if start < 0 || start > len(sql) {
+		return ""
+	}
+	end := len(sql)
+	if n > 0 && start+n <= len(sql) {
+		end = start + n
+	}
+	return strings.TrimSpace(sql[start:end])
+}
+
+// statementFacts walks one statement's tree.
+func statementFacts(n *pgq.Node) Statement {
+	w := newWalker()
+	st := Statement{}
+	w.statement(n, &st)
+	w.finish(&st)
+	return st
+}
