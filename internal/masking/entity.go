@@ -2,6 +2,7 @@ package masking
 
 import (
 	"fmt"
+	"sync"
 	"unsafe"
 )
 
@@ -107,8 +108,10 @@ func Detect(text string, kinds []Entity) []Match {
 // addresses their domain, IBANs their country and last four) and reports how
 // many it masked. A text without entities is returned as is.
 func MaskEntities(text string, kinds []Entity) (string, int) {
-	var scratch [16]Match
-	ms := detect(text, setOf(kinds), scratch[:0])
+	buf := matchPool.Get().(*[]Match)
+	defer matchPool.Put(buf)
+	ms := detect(text, setOf(kinds), (*buf)[:0])
+	*buf = ms[:0]
 	if len(ms) == 0 {
 		return text, 0
 	}
@@ -120,20 +123,25 @@ func MaskEntities(text string, kinds []Entity) (string, int) {
 }
 
 // MaskEntitiesInPlace masks the entities found in b, in place (masks keep
-// the length), and reports how many it masked. It does not allocate unless b
-// holds more than 16 entities.
+// the length), and reports how many it masked. Match buffers are pooled, so
+// it does not allocate in the steady state.
 func MaskEntitiesInPlace(b []byte, kinds []Entity) int {
 	return maskInPlace(b, setOf(kinds))
 }
+
+// matchPool holds match slices for MaskEntities and MaskEntitiesInPlace.
+var matchPool = sync.Pool{New: func() any { s := make([]Match, 0, 16); return &s }}
 
 func maskInPlace(b []byte, set kindSet) int {
 	if len(b) == 0 {
 		return 0
 	}
-	var scratch [16]Match
+	buf := matchPool.Get().(*[]Match)
+	defer matchPool.Put(buf)
 	// The scan reads b through a string header and finishes before b is
 	// written, and nothing keeps the string: the usual zero-copy view.
-	ms := detect(unsafe.String(unsafe.SliceData(b), len(b)), set, scratch[:0])
+	ms := detect(unsafe.String(unsafe.SliceData(b), len(b)), set, (*buf)[:0])
+	*buf = ms[:0]
 	for _, m := range ms {
 		maskMatch(b, m)
 	}

@@ -272,16 +272,19 @@ func appendBpcharMasked(dst []byte, m Method, v, key []byte) []byte {
 // ---- keyed hashing ---------------------------------------------------------
 
 // hmacState caches one HMAC per key; pooled so that hashing a field does not
-// allocate in the steady state.
+// allocate in the steady state. The input is copied into in first: handing
+// the caller's stack buffer to hash.Hash.Write (an interface call) would move
+// it to the heap.
 type hmacState struct {
 	key []byte
 	h   hash.Hash
+	in  []byte
 	sum []byte
 }
 
 var hmacPool = sync.Pool{New: func() any { return &hmacState{} }}
 
-func hmacSum(out *[32]byte, key []byte, parts ...[]byte) {
+func hmacSum(out *[32]byte, key []byte, v []byte) {
 	st := hmacPool.Get().(*hmacState)
 	if st.h == nil || !hmac.Equal(st.key, key) {
 		st.key = append(st.key[:0], key...)
@@ -289,9 +292,8 @@ func hmacSum(out *[32]byte, key []byte, parts ...[]byte) {
 	} else {
 		st.h.Reset()
 	}
-	for _, p := range parts {
-		st.h.Write(p)
-	}
+	st.in = append(st.in[:0], v...)
+	st.h.Write(st.in)
 	st.sum = st.h.Sum(st.sum[:0])
 	copy(out[:], st.sum)
 	hmacPool.Put(st)

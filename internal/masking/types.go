@@ -157,7 +157,8 @@ func appendInt(dst []byte, f family, bin bool, n int64) []byte {
 	return binary.BigEndian.AppendUint64(dst, uint64(n))
 }
 
-// maskInt: redact → 0; last4 → the value modulo 10000 (sign kept); hash →
+// maskInt: redact → 0; last4 → the value modulo 10000 (sign kept; 0 when
+// |value| < 10000, which would be kept whole); hash →
 // a stable non-negative integer of the same width; email-domain → 0.
 func maskInt(dst []byte, m Method, f family, bin bool, v, key []byte) ([]byte, error) {
 	switch m {
@@ -167,6 +168,9 @@ func maskInt(dst []byte, m Method, f family, bin bool, v, key []byte) ([]byte, e
 			return dst, err
 		}
 		if m == Last4 {
+			if n > -10000 && n < 10000 {
+				n = 0 // four digits or fewer: "the last four" would be all of it
+			}
 			return appendInt(dst, f, bin, n%10000), nil
 		}
 		var canon [20]byte
@@ -296,6 +300,14 @@ func numericIntPartLast4(text []byte) int64 {
 		mul *= 10
 		k++
 	}
+	if k := end; neg && k > 0 {
+		k--
+		if k <= 4 {
+			return 0
+		}
+	} else if k <= 4 {
+		return 0 // four digits or fewer would be kept whole
+	}
 	if neg {
 		n = -n
 	}
@@ -360,7 +372,7 @@ func maskNumeric(dst []byte, m Method, bin bool, v, key []byte) ([]byte, error) 
 		text = v
 	}
 	if m == Last4 {
-		return appendNumericInt(dst, bin, numericIntPartLast4(text)), nil
+		return appendNumericInt(dst, bin, numericIntPartLast4(text)), nil // "0.5" → 0, "1234.5" → 1234
 	}
 	return appendNumericInt(dst, bin, int64(hash64(key, text)%1e15)), nil
 }
