@@ -67,8 +67,11 @@ func compile(expr string) (cel.Program, *cel.Issues, error) {
 	if iss.Err() != nil {
 		return nil, iss, nil
 	}
-	if ast.OutputType() != cel.BoolType {
-		return nil, nil, fmt.Errorf("condition must be a bool expression (got %s)", ast.OutputType())
+	// dyn is accepted (a claim such as principal.claims.admin has no
+	// static type); a non-bool at evaluation time is an error, which fails
+	// closed.
+	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
+		return nil, nil, fmt.Errorf("condition must be a bool expression (got %s)", t)
 	}
 	prg, err := env.Program(ast,
 		cel.EvalOptions(cel.OptOptimize),

@@ -9,9 +9,11 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	"cel.dev/cel-go/cel"
 	"gopkg.in/yaml.v3"
 
 	"github.com/gatehouse/gatehouse/internal/access"
@@ -83,12 +85,12 @@ func ParseBytes(file string, data []byte) (*Set, error) {
 		if errors.Is(err, io.EOF) {
 			return &Set{}, nil
 		}
-		return nil, &Error{File: file, Problem: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+		return nil, yamlError(file, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return nil, &Error{File: file, Problem: "invalid YAML: " + strings.TrimPrefix(err.Error(), "yaml: ")}
+			return nil, yamlError(file, err)
 		}
 		return nil, &Error{File: file, Line: extra.Line, Problem: "only one YAML document is allowed"}
 	}
@@ -106,6 +108,18 @@ func ParseBytes(file string, data []byte) (*Set, error) {
 		}
 	}
 	return Parse(file, root)
+}
+
+var yamlLineRe = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// yamlError turns a YAML syntax error into an Error with its line.
+func yamlError(file string, err error) error {
+	msg := err.Error()
+	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return &Error{File: file, Line: line, Problem: "invalid YAML: " + m[2]}
+	}
+	return &Error{File: file, Problem: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
 // Parse compiles policies from a YAML node: the list under `policies:`
@@ -164,6 +178,15 @@ type parser struct {
 	file   string
 	budget int
 	errs   []*Error
+	// compiled caches programs by condition text: the same condition
+	// (typically through YAML aliases) is compiled once.
+	compiled map[string]compiled
+}
+
+type compiled struct {
+	prg cel.Program
+	iss *cel.Issues
+	err error
 }
 
 func (p *parser) add(n *yaml.Node, key, policy string, rule int, format string, args ...any) {
@@ -185,28 +208,35 @@ func (p *parser) err() error {
 		}
 		return li < lj
 	})
-	errs := make([]error, len(p.errs))
+	// Past a screenful the rest are usually consequences of the first.
+	const maxErrors = 50
+	errs := make([]error, 0, min(len(p.errs), maxErrors+1))
 	for i, e := range p.errs {
-		errs[i] = e
+		if i == maxErrors {
+			errs = append(errs, fmt.Errorf("… and %d more problems", len(p.errs)-maxErrors))
+			break
+		}
+		errs = append(errs, e)
 	}
 	return errors.Join(errs...)
 }
 
-// node checks one node: aliases are refused (they make line numbers lie
-// and can expand without bound) and every node is charged to the budget.
-func (p *parser) node(n *yaml.Node, key, policy string, rule int) bool {
+// node follows aliases and charges every node visited to the budget, so
+// an alias bomb stops at maxNodes instead of expanding without bound. It
+// returns nil once the budget is spent.
+func (p *parser) node(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+		p.budget--
+	}
 	p.budget--
 	if p.budget == 0 {
-		p.add(n, "", "", 0, "policies are too large (more than %d YAML nodes)", maxNodes)
+		p.add(nil, "", "", 0, "policies are too large or expand too far through aliases (more than %d YAML nodes)", maxNodes)
 	}
-	if p.budget <= 0 {
-		return false
+	if p.budget <= 0 || n == nil {
+		return nil
 	}
-	if n.Kind == yaml.AliasNode {
-		p.add(n, key, policy, rule, "YAML aliases are not supported in policies")
-		return false
-	}
-	return true
+	return n
 }
 
 func isNull(n *yaml.Node) bool {
@@ -224,7 +254,7 @@ func (p *parser) parse(n *yaml.Node) *Set {
 		}
 		n = n.Content[0]
 	}
-	if !p.node(n, "policies", "", 0) {
+	if n = p.node(n); n == nil {
 		return set
 	}
 	if n.Kind == yaml.MappingNode {
@@ -237,10 +267,9 @@ func (p *parser) parse(n *yaml.Node) *Set {
 		if list == nil {
 			return set
 		}
-		if !p.node(list, "policies", "", 0) {
+		if n = p.node(list); n == nil {
 			return set
 		}
-		n = list
 	}
 	if isNull(n) {
 		return set
@@ -252,16 +281,21 @@ func (p *parser) parse(n *yaml.Node) *Set {
 	names := map[string]int{}
 	for i, item := range n.Content {
 		key := fmt.Sprintf("policies[%d]", i)
-		cp := p.policy(item, key)
+		if item = p.node(item); item == nil {
+			continue
+		}
+		cp, ok := p.policy(item, key)
 		if cp == nil {
 			continue
 		}
-		if first, dup := names[cp.name]; dup {
+		if first, dup := names[cp.name]; dup && cp.name != "" {
 			p.add(item, key+".name", cp.name, 0, "duplicate policy name (first defined at policies[%d])", first)
 			continue
 		}
 		names[cp.name] = i
-		set.policies = append(set.policies, cp)
+		if ok {
+			set.policies = append(set.policies, cp)
+		}
 	}
 	if len(p.errs) > 0 {
 		return nil
@@ -272,7 +306,7 @@ func (p *parser) parse(n *yaml.Node) *Set {
 // fields walks a mapping, calling fn for each known key and reporting
 // unknown and duplicate keys. It returns false if n is not a mapping.
 func (p *parser) fields(n *yaml.Node, key, policy string, rule int, known []string, fn func(k string, v *yaml.Node, kn *yaml.Node)) bool {
-	if !p.node(n, key, policy, rule) {
+	if n = p.node(n); n == nil {
 		return false
 	}
 	if n.Kind != yaml.MappingNode {
@@ -281,8 +315,8 @@ func (p *parser) fields(n *yaml.Node, key, policy string, rule int, known []stri
 	}
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		kn, v := n.Content[i], n.Content[i+1]
-		if !p.node(kn, key, policy, rule) || !p.node(v, key, policy, rule) {
+		kn, v := p.node(n.Content[i]), p.node(n.Content[i+1])
+		if kn == nil || v == nil {
 			continue
 		}
 		k := kn.Value
@@ -324,7 +358,7 @@ func (p *parser) list(n *yaml.Node, key, policy string, rule int) ([]string, []i
 	ok := true
 	for i, item := range n.Content {
 		sub := fmt.Sprintf("%s[%d]", key, i)
-		if !p.node(item, sub, policy, rule) {
+		if item = p.node(item); item == nil {
 			ok = false
 			continue
 		}
@@ -341,8 +375,10 @@ func (p *parser) list(n *yaml.Node, key, policy string, rule int) ([]string, []i
 
 var policyKeys = []string{"name", "description", "connections", "principals", "rules", "default", "masking"}
 
-func (p *parser) policy(n *yaml.Node, key string) *compiledPolicy {
-	cp := &compiledPolicy{file: p.file, key: key, deflt: Deny}
+// policy compiles one policy; ok is false when it has problems (cp is
+// still returned when its name is known, for the duplicate-name check).
+func (p *parser) policy(n *yaml.Node, key string) (cp *compiledPolicy, ok bool) {
+	cp = &compiledPolicy{file: p.file, key: key, deflt: Deny}
 	// The name is read first so every other problem can name the policy.
 	if n.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(n.Content); i += 2 {
@@ -354,7 +390,7 @@ func (p *parser) policy(n *yaml.Node, key string) *compiledPolicy {
 	start := len(p.errs)
 	var haveName, haveConns, havePrincipals bool
 	var rulesNode *yaml.Node
-	ok := p.fields(n, key, cp.name, 0, policyKeys, func(k string, v, kn *yaml.Node) {
+	ok = p.fields(n, key, cp.name, 0, policyKeys, func(k string, v, kn *yaml.Node) {
 		sub := key + "." + k
 		switch k {
 		case "name":
@@ -408,7 +444,7 @@ func (p *parser) policy(n *yaml.Node, key string) *compiledPolicy {
 		}
 	})
 	if !ok {
-		return nil
+		return nil, false
 	}
 	if !haveName {
 		p.add(n, key+".name", "", 0, "required")
@@ -422,10 +458,7 @@ func (p *parser) policy(n *yaml.Node, key string) *compiledPolicy {
 	if rulesNode != nil {
 		cp.rules = p.rules(rulesNode, key+".rules", cp.name)
 	}
-	if len(p.errs) > start {
-		return nil
-	}
-	return cp
+	return cp, len(p.errs) == start
 }
 
 func (p *parser) rules(n *yaml.Node, key, policy string) []compiledRule {
@@ -524,7 +557,15 @@ func (p *parser) rule(n *yaml.Node, key, policy string, num int) (compiledRule, 
 	}
 	if good {
 		r.expr = strings.TrimSpace(expr)
-		prg, iss, err := compile(expr)
+		c, seen := p.compiled[expr]
+		if !seen {
+			c.prg, c.iss, c.err = compile(expr)
+			if p.compiled == nil {
+				p.compiled = map[string]compiled{}
+			}
+			p.compiled[expr] = c
+		}
+		prg, iss, err := c.prg, c.iss, c.err
 		switch {
 		case iss != nil:
 			for _, e := range iss.Errors() {
