@@ -16,7 +16,7 @@ import (
 type Facts struct {
 	// Statements holds one entry per statement of the text, in order. An
 	// empty text, or one holding only comments and semicolons, has none.
-	Statements []Statement
+	Statements []Statement `json:"statements"`
 }
 
 // Statement holds the facts of one statement.
@@ -24,21 +24,21 @@ type Statement struct {
 	// Text is this statement's text, as libpg_query delimits it (from just
 	// after the previous semicolon to just before its own), trimmed of
 	// surrounding white space. It is empty for a wrapped statement (Wraps).
-	Text string
+	Text string `json:"text"`
 	// Kind names the statement; see kinds.go for the full list. Kinds the
 	// package does not know are "other", and count as writes.
-	Kind string
+	Kind string `json:"kind"`
 	// ObjectKind is the kind of object a create/alter/drop/grant/comment
 	// statement acts on: "table", "view", "index", "function", "schema",
 	// "role", "extension", "sequence", "materialized_view", …
-	ObjectKind string
+	ObjectKind string `json:"object_kind,omitempty"`
 	// Tables are the relations read or written, in order of first mention,
 	// one entry per distinct (Schema, Name). CTE names are not tables.
-	Tables []Table
+	Tables []Table `json:"tables,omitempty"`
 	// Columns are the distinct column references with the clause they
 	// appear in. Table is "" when it cannot be determined from the text
 	// alone; callers must then assume it may be any table in Tables.
-	Columns []Column
+	Columns []Column `json:"columns,omitempty"`
 	// Functions are the functions called, as the grammar names them:
 	// unquoted identifiers folded to lower case, schema-qualified only when
 	// written so ("pg_catalog.pg_terminate_backend" and
@@ -46,37 +46,37 @@ type Statement struct {
 	// SQL-syntax functions (EXTRACT, SUBSTRING … FROM, TRIM …) are listed
 	// under the name the grammar gives them without the implied
 	// "pg_catalog." ("extract", "substring", "btrim").
-	Functions []string
+	Functions []string `json:"functions,omitempty"`
 	// HasWhere reports an UPDATE or DELETE with a WHERE clause (including
 	// WHERE CURRENT OF).
-	HasWhere bool
+	HasWhere bool `json:"has_where,omitempty"`
 	// Writes reports that the statement can change data, schema, privileges
 	// or state visible outside the session; see kinds.go for the rule. It
 	// is decided from statement structure only: calls to functions with side
 	// effects (nextval, pg_terminate_backend, …) do not set it; they are
 	// listed in Functions.
-	Writes bool
+	Writes bool `json:"writes"`
 	// Wraps is the statement inside EXPLAIN, PREPARE, DECLARE CURSOR,
 	// CREATE TABLE AS / SELECT INTO, CREATE MATERIALIZED VIEW, CREATE VIEW
 	// and COPY (query) TO. Its tables, columns and functions are also listed
 	// in the wrapping statement.
-	Wraps *Statement
+	Wraps *Statement `json:"wraps,omitempty"`
 	// Analyze reports EXPLAIN ANALYZE (which executes the wrapped statement).
-	Analyze bool
+	Analyze bool `json:"analyze,omitempty"`
 	// Name is the statement name of PREPARE/EXECUTE/DEALLOCATE, the cursor
 	// name of DECLARE/FETCH/MOVE/CLOSE, the parameter of SET/RESET/SHOW
 	// (lower case), the channel of LISTEN/NOTIFY/UNLISTEN, and the savepoint
 	// or transaction id of SAVEPOINT/RELEASE/ROLLBACK TO/… PREPARED.
-	Name string
+	Name string `json:"name,omitempty"`
 }
 
 // Table is a relation named in a statement.
 type Table struct {
-	Schema string // "" when the name is not schema-qualified
-	Name   string
+	Schema string `json:"schema,omitempty"` // "" when the name is not schema-qualified
+	Name   string `json:"name"`
 	// Write reports that the statement (or one it wraps) changes the
 	// relation's rows, definition, privileges or statistics.
-	Write bool
+	Write bool `json:"write,omitempty"`
 }
 
 // Column is a column reference.
@@ -84,16 +84,17 @@ type Column struct {
 	// Schema and Table name the relation the column belongs to, resolved
 	// through aliases; Table is "" when undeterminable (an unqualified column
 	// with several relations in scope, a column of a subquery or CTE).
-	Schema, Table string
+	Schema string `json:"schema,omitempty"`
+	Table  string `json:"table,omitempty"`
 	// Name is the column name; "" for a star.
-	Name string
+	Name string `json:"name,omitempty"`
 	// Clause is where the reference appears: "select", "where", "join",
 	// "order", "group", "having", "returning", "set", "insert", "values"
 	// or "other". The select list of a subquery inside another clause takes
 	// that clause (a column compared through IN (SELECT c …) is a "where").
-	Clause string
+	Clause string `json:"clause"`
 	// Star marks t.* or *.
-	Star bool
+	Star bool `json:"star,omitempty"`
 }
 
 // ParseError is returned for text PostgreSQL would not parse.

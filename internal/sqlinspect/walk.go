@@ -450,6 +450,16 @@ func (w *walker) columnRef(cr *pgq.ColumnRef) {
 	}
 	switch len(parts) {
 	case 0:
+		if r, ok := w.wholeRow(c.Name); ok {
+			// A bare FROM item name is its whole row (row_to_json(c)),
+			// unless the table has a column of that name: the star
+			// covers both readings.
+			c.Name, c.Star, c.Schema, c.Table = "", true, r.schema, r.name
+			if !r.table {
+				c.Schema, c.Table = "", ""
+			}
+			break
+		}
 		c.Schema, c.Table = w.unqualified()
 	case 1:
 		c.Schema, c.Table = w.qualified(parts[0])
@@ -474,6 +484,19 @@ func (w *walker) qualified(q string) (string, string) {
 	// Not a FROM item we know of (a record variable, a composite column):
 	// keep the qualifier as written.
 	return "", q
+}
+
+// wholeRow reports whether an unqualified name is a FROM item in scope.
+func (w *walker) wholeRow(name string) (rel, bool) {
+	if name == "" {
+		return rel{}, false
+	}
+	for i := len(w.scopes) - 1; i >= 0; i-- {
+		if r, ok := w.scopes[i].byName[name]; ok {
+			return r, true
+		}
+	}
+	return rel{}, false
 }
 
 // unqualified resolves an unqualified column: only when the innermost query
