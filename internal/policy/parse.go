@@ -181,6 +181,9 @@ type parser struct {
 	// compiled caches programs by condition text: the same condition
 	// (typically through YAML aliases) is compiled once.
 	compiled map[string]compiled
+	// tooLarge is set when the node budget ran out; the walk stopped, so
+	// other problems found are artifacts and only this one is reported.
+	tooLarge bool
 }
 
 type compiled struct {
@@ -198,6 +201,9 @@ func (p *parser) add(n *yaml.Node, key, policy string, rule int, format string, 
 }
 
 func (p *parser) err() error {
+	if p.tooLarge {
+		return &Error{File: p.file, Problem: fmt.Sprintf("policies are too large or expand too far through aliases (more than %d YAML nodes)", maxNodes)}
+	}
 	if len(p.errs) == 0 {
 		return nil
 	}
@@ -231,7 +237,7 @@ func (p *parser) node(n *yaml.Node) *yaml.Node {
 	}
 	p.budget--
 	if p.budget == 0 {
-		p.add(nil, "", "", 0, "policies are too large or expand too far through aliases (more than %d YAML nodes)", maxNodes)
+		p.tooLarge = true
 	}
 	if p.budget <= 0 || n == nil {
 		return nil
