@@ -215,6 +215,10 @@ func (w *walker) fromItem(n *pgq.Node) {
 		j := x.JoinExpr
 		w.fromItem(j.GetLarg())
 		w.fromItem(j.GetRarg())
+		if j.GetIsNatural() {
+			// NATURAL joins on every column the sides share: any column.
+			w.addColumn(Column{Star: true, Clause: "join"})
+		}
 		// USING columns exist on both sides: no single table.
 		for _, u := range j.GetUsingClause() {
 			w.addColumn(Column{Name: u.GetString_().GetSval(), Clause: "join"})
@@ -309,9 +313,40 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 	w.nodeIn("having", s.GetHavingClause())
 	w.nodesIn("other", s.GetWindowClause())
 	w.nodesIn("order", s.GetSortClause())
+	w.outputRefs(s, "group", s.GetGroupClause())
+	w.outputRefs(s, "order", s.GetSortClause())
+	w.outputRefs(s, "other", s.GetDistinctClause())
 	w.nodeIn("other", s.GetLimitOffset())
 	w.nodeIn("other", s.GetLimitCount())
-	w.nodesIn("other", s.GetLockingClause())
+	// The locking clause names FROM items (FOR UPDATE OF a), not tables.
+}
+
+// outputRefs handles ORDER BY / GROUP BY / DISTINCT ON items that name a
+// select-list entry by position (ORDER BY 2) or output name (ORDER BY x):
+// the columns of that entry are used in the clause too.
+func (w *walker) outputRefs(s *pgq.SelectStmt, clause string, items []*pgq.Node) {
+	targets := s.GetTargetList()
+	for _, it := range items {
+		if sb := it.GetSortBy(); sb != nil {
+			it = sb.GetNode()
+		}
+		if c := it.GetAConst(); c != nil && c.GetIval() != nil {
+			if i := int(c.GetIval().GetIval()); i >= 1 && i <= len(targets) {
+				w.nodeIn(clause, targets[i-1].GetResTarget().GetVal())
+			}
+			continue
+		}
+		cr := it.GetColumnRef()
+		if cr == nil || len(cr.GetFields()) != 1 || cr.GetFields()[0].GetString_() == nil {
+			continue
+		}
+		name := cr.GetFields()[0].GetString_().GetSval()
+		for _, t := range targets {
+			if rt := t.GetResTarget(); rt != nil && rt.GetName() == name {
+				w.nodeIn(clause, rt.GetVal())
+			}
+		}
+	}
 }
 
 func (w *walker) insertStmt(s *pgq.InsertStmt) {
