@@ -481,3 +481,23 @@ func TestReloadFile(t *testing.T) {
 		t.Error("duplicate name across base and file accepted")
 	}
 }
+
+// TestJSONClaims uses claims shaped as encoding/json decodes a token:
+// numbers are float64, objects map[string]any, arrays []any.
+func TestJSONClaims(t *testing.T) {
+	s := mustParse(t, `
+policies:
+  - name: p
+    connections: ["*"]
+    principals: ["*"]
+    rules:
+      - allow: principal.claims.level >= 3 && principal.claims.org.name == "acme" && "ops" in principal.claims.roles && principal.claims.admin
+`)
+	in := agentInput("select")
+	in.Principal.Claims = map[string]any{
+		"level": float64(5), "org": map[string]any{"name": "acme"}, "roles": []any{"dev", "ops"}, "admin": true,
+	}
+	if d := s.Evaluate(in); d.Verdict != Allow || d.Errors != nil {
+		t.Errorf("got %+v", d)
+	}
+}
