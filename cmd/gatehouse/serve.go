@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +35,7 @@ func newServeCmd() *cobra.Command {
 "gatehouse token"), a generated self-signed TLS certificate and a generated
 secret key in data_dir. It is for trying gatehouse out, never for production.
 
+SIGHUP reloads the policies file (policies_file) without dropping sessions.
 On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
 --drain-timeout, then ends them and flushes the audit log.`,
 		Example: `  gatehouse serve --dev --config gatehouse.dev.yaml
@@ -80,7 +83,21 @@ On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
 			if dev {
 				printDevHints(cmd.ErrOrStderr(), cfg, g)
 			}
-			<-ctx.Done()
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+		wait:
+			for {
+				select {
+				case <-hup:
+					// SIGHUP reloads the policies file; sessions stay up.
+					if err := g.ReloadPolicies(); err != nil {
+						log.Error("policy reload failed; the previous policies stay in force", "err", err)
+					}
+				case <-ctx.Done():
+					break wait
+				}
+			}
 			log.Info("shutting down", "drain_timeout", drain.String())
 			sctx, cancel := context.WithTimeout(context.Background(), drain)
 			defer cancel()

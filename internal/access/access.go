@@ -154,13 +154,18 @@ type Decision struct {
 // Allowed reports whether the action may be forwarded.
 func (d Decision) Allowed() bool { return d.Verdict == Allow }
 
-// MaskPlan says which parts of a response to mask. It is filled in by the
-// policy issue; nil means the response is relayed untouched.
+// MaskPlan says which parts of a response to mask; nil means the response
+// is relayed untouched. It mirrors the policy's plan so engines need not
+// import the policy package.
 type MaskPlan struct {
-	Columns []ColumnMask `json:"columns,omitempty"`
+	Columns    []ColumnMask `json:"columns,omitempty"`
+	Entities   []string     `json:"entities,omitempty"`   // entity kinds to detect in text values
+	Derived    string       `json:"derived,omitempty"`    // "mask" or "deny": fields computed from masked columns
+	Predicates string       `json:"predicates,omitempty"` // "deny" or "allow": masked columns in WHERE/JOIN/ORDER/GROUP
 }
 
-// ColumnMask masks one column (schema.table.column, "*" wildcards allowed).
+// ColumnMask masks the columns a pattern names ("schema.table.column",
+// "table.column" or "column"; globs allowed).
 type ColumnMask struct {
 	Column string `json:"column"`
 	Method string `json:"method"`

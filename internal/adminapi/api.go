@@ -48,6 +48,10 @@ type Options struct {
 	Logger    *slog.Logger                    // nil = slog.Default()
 
 	OnConnectionsChanged func() // called after a connection is created, replaced or deleted; optional
+
+	// ReloadPolicies re-reads the policies file (POST /api/v1/policies/reload);
+	// nil = the route answers 404.
+	ReloadPolicies func() error
 }
 
 // maxBodyBytes bounds request bodies: a connection (with a PEM CA bundle) is
@@ -92,6 +96,9 @@ func New(o Options) http.Handler {
 		http.MethodDelete: s.admin(s.deleteConnection),
 	})
 	mux.Handle(APIPrefix+"/audit/events", methods{http.MethodGet: s.admin(s.listEvents)})
+	if o.ReloadPolicies != nil {
+		mux.Handle(APIPrefix+"/policies/reload", methods{http.MethodPost: s.admin(s.reloadPolicies)})
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})
@@ -222,6 +229,16 @@ func (s *server) admin(next http.HandlerFunc) http.HandlerFunc {
 		}
 		next(w, r)
 	})
+}
+
+// reloadPolicies re-reads the policies file; live sessions use the new
+// policies from their next statement.
+func (s *server) reloadPolicies(w http.ResponseWriter, r *http.Request) {
+	if err := s.o.ReloadPolicies(); err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "policy reload failed", err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "reloaded"})
 }
 
 func (s *server) whoami(w http.ResponseWriter, r *http.Request) {

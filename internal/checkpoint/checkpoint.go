@@ -18,6 +18,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/engine"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/sqlinspect"
 )
 
 // AccessList returns the selectors currently allowed on a connection and
@@ -26,9 +28,12 @@ type AccessList func(connection string) ([]string, bool)
 
 // Checkpoint decides and records actions.
 type Checkpoint struct {
-	audit   *audit.Log
-	access  AccessList
-	metrics *metrics.Metrics
+	audit    *audit.Log
+	access   AccessList
+	metrics  *metrics.Metrics
+	policies *policy.Reloadable // nil = no statement policies
+	inspect  Inspector
+	prepared preparedStatements
 	// Per-label metric children, resolved once: WithLabelValues hashes
 	// its labels on every call, which the per-statement path can skip.
 	children sync.Map // protocol+"/"+decision → *children
@@ -54,7 +59,18 @@ var _ engine.Checkpoint = (*Checkpoint)(nil)
 
 // New returns a checkpoint. m may be nil.
 func New(log *audit.Log, acl AccessList, m *metrics.Metrics) *Checkpoint {
-	return &Checkpoint{audit: log, access: acl, metrics: m}
+	return &Checkpoint{audit: log, access: acl, metrics: m, inspect: sqlinspect.Inspect}
+}
+
+// WithPolicies makes the checkpoint decide statements by the policies held
+// in r (which may be reloaded at any time), using inspect for statement facts
+// (nil = sqlinspect.Inspect).
+func (c *Checkpoint) WithPolicies(r *policy.Reloadable, inspect Inspector) *Checkpoint {
+	c.policies = r
+	if inspect != nil {
+		c.inspect = inspect
+	}
+	return c
 }
 
 // Check decides a.
@@ -86,7 +102,10 @@ func (c *Checkpoint) decide(a *access.Action) access.Decision {
 		return access.Decision{Verdict: access.Deny,
 			Reason: "access to connection " + s.Target.Name + " was revoked for " + s.Principal.Subject + "; ask a gatehouse admin"}
 	}
-	return access.Decision{Verdict: access.Allow}
+	if c.policies == nil {
+		return access.Decision{Verdict: access.Allow}
+	}
+	return c.decidePolicy(a)
 }
 
 // Record logs the outcome of an allowed action.

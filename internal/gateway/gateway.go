@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,8 @@ import (
 	"github.com/gatehouse/gatehouse/internal/engine/postgres"
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/metrics"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/sqlinspect"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/storeopen"
 )
@@ -53,6 +56,8 @@ type Gateway struct {
 	metrics  *metrics.Metrics
 	cp       *checkpoint.Checkpoint
 	acl      *accessCache
+	policies *policy.Reloadable // nil when no policies are configured
+	basePol  *policy.Set        // the policies of gatehouse.yaml (kept across reloads)
 	tls      *tls.Config
 	apiTLS   bool
 	handler  http.Handler
@@ -117,6 +122,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g.cp = checkpoint.New(g.audit, g.acl.lookup, g.metrics)
+	if err := g.loadPolicies(ctx); err != nil {
+		return nil, err
+	}
 	if err := g.buildIdentity(); err != nil {
 		return nil, err
 	}
@@ -138,6 +146,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Store: g.store, Verifier: g.verifier, Sealer: g.box, Admins: cfg.Admins,
 		DevIssuer: devHandler, Metrics: g.metrics.Handler(), Ready: g.ready,
 		Audit: g.audit.Append, Logger: log,
+		ReloadPolicies: g.ReloadPolicies,
 		OnConnectionsChanged: func() {
 			if err := g.acl.refresh(context.Background()); err != nil {
 				log.Error("refreshing access lists", "err", err)
@@ -168,6 +177,76 @@ func resolveSecrets(cfg *config.Config, dev bool) error {
 		keep = append(keep, e)
 	}
 	return errors.Join(keep...)
+}
+
+// loadPolicies compiles the policies of gatehouse.yaml and of the policies
+// file. Statement facts come from libpg_query, whose first use takes seconds:
+// warm it now rather than on a client's first statement.
+func (g *Gateway) loadPolicies(ctx context.Context) error {
+	if g.cfg.Policies == nil && g.cfg.PoliciesFile == "" {
+		return nil
+	}
+	base, err := policy.Parse(g.cfg.Path, g.cfg.Policies)
+	if err != nil {
+		return err
+	}
+	set := base
+	if g.cfg.PoliciesFile != "" {
+		fs, err := policy.ParseFile(g.cfg.PoliciesFile)
+		if err != nil {
+			return err
+		}
+		if set, err = policy.Merge(base, fs); err != nil {
+			return err
+		}
+	}
+	if err := g.checkPolicyConnections(ctx, set); err != nil {
+		return err
+	}
+	sqlinspect.Warm()
+	g.basePol = base
+	g.policies = policy.NewReloadable(set)
+	g.cp.WithPolicies(g.policies, nil)
+	g.log.Info("policies loaded", "policies", set.Names())
+	return nil
+}
+
+func (g *Gateway) checkPolicyConnections(ctx context.Context, set *policy.Set) error {
+	conns, err := g.store.ListConnections(ctx)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	for _, c := range conns {
+		known[c.Name] = true
+	}
+	return set.CheckConnections(func(n string) bool { return known[n] })
+}
+
+// ReloadPolicies re-reads the policies file (SIGHUP, POST
+// /api/v1/policies/reload). Live sessions use the new policies from their
+// next statement; on any error the current policies stay in force.
+func (g *Gateway) ReloadPolicies() error {
+	if g.policies == nil || g.cfg.PoliciesFile == "" {
+		return errors.New("no policies_file is configured, so there is nothing to reload (policies in gatehouse.yaml need a restart)")
+	}
+	fs, err := policy.ParseFile(g.cfg.PoliciesFile)
+	if err != nil {
+		g.audit.Append(audit.Event{Type: audit.TypeAdmin, Decision: "deny", Reason: "policy reload failed: " + err.Error()})
+		return err
+	}
+	set, err := policy.Merge(g.basePol, fs)
+	if err == nil {
+		err = g.checkPolicyConnections(context.Background(), set)
+	}
+	if err != nil {
+		g.audit.Append(audit.Event{Type: audit.TypeAdmin, Decision: "deny", Reason: "policy reload failed: " + err.Error()})
+		return err
+	}
+	g.policies.Store(set)
+	g.audit.Append(audit.Event{Type: audit.TypeAdmin, Decision: "allow", Reason: "policies reloaded: " + strings.Join(set.Names(), ", ")})
+	g.log.Info("policies reloaded", "policies", set.Names())
+	return nil
 }
 
 // loadKey loads the key that encrypts upstream secrets at rest.

@@ -89,6 +89,7 @@ func (g *Gateway) Open(ctx context.Context, req engine.OpenRequest) (*engine.Ope
 	g.log.Info("session opened", "session", sess.ID, "subject", p.Subject, "connection", conn.Name, "client", det.ClientAddr, "tls", req.TLS)
 	return &engine.Opened{Session: sess, Upstream: up, Checkpoint: g.cp, Close: func(err error) {
 		g.metrics.SessionsActive.WithLabelValues(req.Protocol).Dec()
+		g.cp.EndSession(sess.ID)
 		cd := &sessionDetail{Protocol: req.Protocol, ClientAddr: det.ClientAddr, DurationMS: float64(time.Since(start).Microseconds()) / 1000}
 		if err != nil {
 			cd.Error = err.Error()

@@ -46,6 +46,7 @@ type envOpts struct {
 	access      string    // YAML list for the "orders" connection; default ["group:analysts", "sub:agent-1"]
 	connections string    // more YAML entries appended to the connections: list
 	store       string    // store setting; "" = SQLite in data_dir
+	policies    string    // YAML appended at top level (policies:, policies_file:)
 	logs        io.Writer // where the gateway logs; default discarded (stderr with -v)
 }
 
@@ -82,7 +83,8 @@ connections:
     tls: disable
     access: %s
 %s
-`, dir, o.store, keyFile, o.issuers, shared.Addr(), db, o.access, o.connections)
+%s
+`, dir, o.store, keyFile, o.issuers, shared.Addr(), db, o.access, o.connections, o.policies)
 	cfgPath := filepath.Join(dir, "gatehouse.yaml")
 	os.WriteFile(cfgPath, []byte(yaml), 0o600)
 	cfg, err := config.Load(cfgPath)

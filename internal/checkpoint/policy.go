@@ -1,0 +1,211 @@
+package checkpoint
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/sqlinspect"
+)
+
+// Inspector turns SQL text into statement facts; sqlinspect.Inspect in
+// production.
+type Inspector func(sql string) (*sqlinspect.Facts, error)
+
+// decidePolicy applies the statement policies to an action the access list
+// already allows. With no policies (or none applying) the action is allowed.
+func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
+	set := c.policies.Load()
+	if set == nil || set.Len() == 0 {
+		return access.Decision{Verdict: access.Allow}
+	}
+	in := policy.InputFor(a, time.Now())
+	var stmts []policy.Statement
+	if a.Kind == access.ActionStatement {
+		var err error
+		if stmts, err = c.statements(a); err != nil {
+			// Fail closed: what cannot be parsed cannot be decided.
+			return access.Decision{Verdict: access.Deny, Rule: "gatehouse/parse",
+				Reason: "gatehouse could not parse this statement, so it was not run: " + err.Error()}
+		}
+	}
+	if len(stmts) == 0 {
+		stmts = []policy.Statement{{Kind: emptyKind(a), Text: a.Statement}}
+	}
+	// Every statement the action carries (and those it wraps: EXPLAIN,
+	// PREPARE, EXECUTE of a prepared one) is evaluated; the worst verdict wins.
+	var worst policy.Decision
+	worst.Verdict = policy.NoPolicy
+	var mask policy.MaskPlan
+	for i := range stmts {
+		in.Statement = stmts[i]
+		d := set.Evaluate(in)
+		if i == 0 || severity(d.Verdict) > severity(worst.Verdict) {
+			worst = d
+		}
+		if !d.Mask.Empty() {
+			mask = d.Mask // plans are per session, identical for every statement
+		}
+	}
+	out := toAccess(worst)
+	if !mask.Empty() {
+		out.Mask = toAccessMask(mask)
+	}
+	return out
+}
+
+func emptyKind(a *access.Action) string {
+	if a.Kind == access.ActionStatement {
+		return "empty"
+	}
+	return string(a.Kind)
+}
+
+func severity(v policy.Verdict) int {
+	switch v {
+	case policy.Deny:
+		return 3
+	case policy.Review:
+		return 2
+	case policy.Allow:
+		return 1
+	}
+	return 0
+}
+
+// toAccess turns a policy decision into the engine's vocabulary. Until the
+// approvals feature exists, a review is refused with a message that says so.
+func toAccess(d policy.Decision) access.Decision {
+	switch d.Verdict {
+	case policy.NoPolicy, policy.Allow:
+		return access.Decision{Verdict: access.Allow, Policy: d.Policy, Rule: d.Rule}
+	case policy.Review:
+		who := "an approver"
+		if len(d.Approvers) > 0 {
+			who = strings.Join(d.Approvers, ", ")
+		}
+		return access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
+			Reason: fmt.Sprintf("policy %q rule %q requires approval by %s (%s); approvals are not enabled on this gateway, so the statement was refused",
+				d.Policy, d.Rule, who, d.Message)}
+	}
+	return access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
+		Reason: fmt.Sprintf("denied by policy %q rule %q: %s", d.Policy, d.Rule, d.Message)}
+}
+
+func toAccessMask(m policy.MaskPlan) *access.MaskPlan {
+	out := &access.MaskPlan{Entities: m.Entities, Derived: m.Derived, Predicates: m.Predicates}
+	for _, c := range m.Columns {
+		out.Columns = append(out.Columns, access.ColumnMask{Column: c.Pattern, Method: c.Method})
+	}
+	return out
+}
+
+// statements returns the policy view of the statements in a.Statement,
+// including wrapped ones, and follows SQL-level PREPARE/EXECUTE within the
+// session so EXECUTE is decided as the statement it runs.
+func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, error) {
+	facts, err := c.inspect(a.Statement)
+	if err != nil {
+		return nil, err
+	}
+	var out []policy.Statement
+	for i := range facts.Statements {
+		st := &facts.Statements[i]
+		out = append(out, toPolicy(st))
+		for w := st.Wraps; w != nil; w = w.Wraps {
+			out = append(out, toPolicy(w))
+		}
+		switch st.Kind {
+		case "prepare":
+			if st.Wraps != nil && a.Session != nil {
+				c.prepared.put(a.Session.ID, st.Name, toPolicy(st.Wraps))
+			}
+		case "execute":
+			if a.Session != nil {
+				if p, ok := c.prepared.get(a.Session.ID, st.Name); ok {
+					out = append(out, p)
+				}
+			}
+		case "deallocate":
+			if a.Session != nil {
+				c.prepared.drop(a.Session.ID, st.Name)
+			}
+		}
+	}
+	return out, nil
+}
+
+func toPolicy(st *sqlinspect.Statement) policy.Statement {
+	ps := policy.Statement{Kind: st.Kind, ObjectKind: st.ObjectKind, HasWhere: st.HasWhere,
+		Writes: st.Writes, Analyze: st.Analyze, Text: st.Text}
+	for _, t := range st.Tables {
+		name := t.Name
+		if t.Schema != "" {
+			name = t.Schema + "." + t.Name
+		}
+		ps.Tables = append(ps.Tables, name)
+		if t.Write {
+			ps.TablesWritten = append(ps.TablesWritten, name)
+		}
+	}
+	ps.TablesQualified = policy.QualifyTables(ps.Tables)
+	for _, col := range st.Columns {
+		name := col.Name
+		if col.Star {
+			name = "*"
+		}
+		if col.Table != "" {
+			name = col.Table + "." + name
+		}
+		ps.Columns = append(ps.Columns, name)
+	}
+	for _, f := range st.Functions {
+		if i := strings.LastIndexByte(f, '.'); i >= 0 {
+			f = f[i+1:]
+		}
+		ps.Functions = append(ps.Functions, strings.ToLower(f))
+	}
+	return ps
+}
+
+// preparedStatements remembers, per session, what each SQL-level PREPAREd
+// statement runs.
+type preparedStatements struct {
+	mu sync.Mutex
+	m  map[string]map[string]policy.Statement // session id → name → statement
+}
+
+func (p *preparedStatements) put(session, name string, st policy.Statement) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[string]map[string]policy.Statement{}
+	}
+	if p.m[session] == nil {
+		p.m[session] = map[string]policy.Statement{}
+	}
+	p.m[session][strings.ToLower(name)] = st
+}
+
+func (p *preparedStatements) get(session, name string) (policy.Statement, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st, ok := p.m[session][strings.ToLower(name)]
+	return st, ok
+}
+
+func (p *preparedStatements) drop(session, name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if name == "" {
+		delete(p.m, session)
+		return
+	}
+	delete(p.m[session], strings.ToLower(name))
+}
+
+// EndSession forgets a session's state; call it when the session closes.
+func (c *Checkpoint) EndSession(id string) { c.prepared.drop(id, "") }
