@@ -162,6 +162,12 @@ type MaskPlan struct {
 	Entities   []string     `json:"entities,omitempty"`   // entity kinds to detect in text values
 	Derived    string       `json:"derived,omitempty"`    // "mask" or "deny": fields computed from masked columns
 	Predicates string       `json:"predicates,omitempty"` // "deny" or "allow": masked columns in WHERE/JOIN/ORDER/GROUP
+	// ReadsMasked is set when the statement reads a masked column, so its
+	// computed result fields (no source table) may carry masked data.
+	ReadsMasked bool `json:"reads_masked,omitempty"`
+	// MethodFor returns the method for a result column identified by the
+	// catalog (schema, table, column); nil or ok=false = not masked.
+	MethodFor func(schema, table, column string) (method string, ok bool) `json:"-"`
 }
 
 // ColumnMask masks the columns a pattern names ("schema.table.column",

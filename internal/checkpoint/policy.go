@@ -24,9 +24,10 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 	}
 	in := policy.InputFor(a, time.Now())
 	var stmts []policy.Statement
+	var raws []*sqlinspect.Statement
 	if a.Kind == access.ActionStatement {
 		var err error
-		if stmts, err = c.statements(a); err != nil {
+		if stmts, raws, err = c.statements(a); err != nil {
 			// Fail closed: what cannot be parsed cannot be decided.
 			return access.Decision{Verdict: access.Deny, Rule: "gatehouse/parse",
 				Reason: "gatehouse could not parse this statement, so it was not run: " + err.Error()}
@@ -51,8 +52,8 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 		}
 	}
 	out := toAccess(worst)
-	if !mask.Empty() {
-		out.Mask = toAccessMask(mask)
+	if out.Allowed() {
+		maskDecision(&out, mask, raws)
 	}
 	return out
 }
@@ -106,17 +107,20 @@ func toAccessMask(m policy.MaskPlan) *access.MaskPlan {
 // statements returns the policy view of the statements in a.Statement,
 // including wrapped ones, and follows SQL-level PREPARE/EXECUTE within the
 // session so EXECUTE is decided as the statement it runs.
-func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, error) {
+func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, []*sqlinspect.Statement, error) {
 	facts, err := c.inspect(a.Statement)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []policy.Statement
+	var raws []*sqlinspect.Statement
 	for i := range facts.Statements {
 		st := &facts.Statements[i]
 		out = append(out, toPolicy(st))
+		raws = append(raws, st)
 		for w := st.Wraps; w != nil; w = w.Wraps {
 			out = append(out, toPolicy(w))
+			raws = append(raws, w)
 		}
 		switch st.Kind {
 		case "prepare":
@@ -135,7 +139,7 @@ func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, error) {
 			}
 		}
 	}
-	return out, nil
+	return out, raws, nil
 }
 
 func toPolicy(st *sqlinspect.Statement) policy.Statement {

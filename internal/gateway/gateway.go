@@ -7,6 +7,8 @@ package gateway
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -50,6 +52,7 @@ type Gateway struct {
 	log      *slog.Logger
 	store    store.Store
 	box      *credential.Box
+	maskKey  []byte // keys the "hash" masking method; derived from the secret key
 	verifier *identity.Verifier
 	devIss   *identity.DevIssuer
 	audit    *audit.Log
@@ -135,6 +138,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 			TLS:                  g.tls,
 			AllowPlaintextRemote: cfg.Postgres.AllowPlaintextRemote,
 			MaxMessageSize:       int(cfg.Postgres.MaxMessageSize),
+			MaskKey:              g.maskKey,
 			Logger:               log,
 		})})
 	}
@@ -261,6 +265,11 @@ func (g *Gateway) loadKey() error {
 	if err != nil {
 		return fmt.Errorf("secret_key: %w (set GATEHOUSE_SECRET_KEY to 32 random bytes, base64-encoded, e.g. `openssl rand -base64 32`)", err)
 	}
+	// A separate key for masking pseudonyms, so hashes never relate to the
+	// encryption key and stay stable across restarts.
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte("gatehouse masking key v1"))
+	g.maskKey = mac.Sum(nil)
 	g.box, err = credential.NewBox(key)
 	return err
 }

@@ -11,6 +11,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -44,6 +45,9 @@ type Config struct {
 	// inspect, in bytes; 0 means 256 MiB.
 	MaxMessageSize int
 	Logger         *slog.Logger // nil = slog.Default()
+	// MaskKey keys the "hash" masking method (stable pseudonyms); at least
+	// 16 bytes. Nil disables that method (such fields are nulled instead).
+	MaskKey []byte
 }
 
 // Engine is the PostgreSQL protocol engine.
@@ -51,6 +55,9 @@ type Engine struct {
 	cfg     Config
 	log     *slog.Logger
 	cancels *cancelRegistry
+
+	catMu    sync.Mutex
+	catalogs map[string]*catalog // per upstream target: column names for masking
 }
 
 var _ engine.Engine = (*Engine)(nil)

@@ -2,11 +2,14 @@ package postgres
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/masking"
 )
 
 // upstreamLoop relays upstream messages to the client as raw bytes, matching
@@ -26,7 +29,7 @@ func (s *session) upstreamLoop() error {
 		if err != nil {
 			return fmt.Errorf("upstream: %w", err)
 		}
-		if n > streamThreshold && (typ == 'D' || typ == 'd') {
+		if n > streamThreshold && (typ == 'd' || typ == 'D' && !s.masking(&cur, &has)) {
 			// A large DataRow/CopyData: stream it through without buffering.
 			// Only these types are streamed; every other message may move
 			// the tracker, so it is read whole.
@@ -56,6 +59,21 @@ func (s *session) upstreamLoop() error {
 			// whose outcome has no command tag to read them from.
 			if need() {
 				cur.rows++
+				if s.masking(&cur, &has) && len(cur.plan) > 0 {
+					var out []byte
+					var err error
+					if &cur.plan[0] == &nullAll[0] {
+						out, err = nullRow(s.maskBuf[:0], body)
+					} else {
+						out, err = masking.RewriteDataRow(s.maskBuf[:0], body, cur.plan)
+					}
+					if err != nil {
+						// Never pass an unmasked row: end the session.
+						s.fatal(codeInternal, "gatehouse could not mask a result row, so the session was ended")
+						return fmt.Errorf("masking: %w", err)
+					}
+					body, s.maskBuf = out, out
+				}
 			}
 		case 'd', 'N', 'A', 'S', 't': // copy data, notices, notifications, parameter status
 		case '1':
@@ -71,10 +89,27 @@ func (s *session) upstreamLoop() error {
 				has = false
 			}
 		case 'T', 'n':
-			if need() && cur.kind == rDescribe {
-				has = false
+			if need() {
+				switch {
+				case cur.kind == rDescribe:
+					if typ == 'T' {
+						s.describe(&cur, body)
+					}
+					has = false
+				case cur.kind == rQuery && typ == 'T' && cur.idx < len(cur.stmts):
+					if m := cur.stmts[cur.idx].decision.Mask; m != nil {
+						fs, err := parseRowDescription(body)
+						if err != nil {
+							return s.protocolError(err.Error())
+						}
+						cur.plan, cur.planned = s.fieldPlans(fs, m), true
+					}
+				}
 			}
 		case 'C', 'I', 's':
+			if typ == 'C' && isDDLTag(body) {
+				s.catalog.invalidate() // a column may have been renamed or added
+			}
 			if need() {
 				switch cur.kind {
 				case rExecute:
@@ -87,6 +122,7 @@ func (s *session) upstreamLoop() error {
 					s.record(cur.stmt, cur.start, outcomeRows(typ, body, cur.rows), cmd, "")
 					has = false
 				case rQuery:
+					cur.plan, cur.planned = nil, false
 					if cur.idx < len(cur.stmts) {
 						s.record(cur.stmts[cur.idx], cur.start, outcomeRows(typ, body, cur.rows), tagText(typ, body), "")
 						cur.idx++
@@ -115,6 +151,7 @@ func (s *session) upstreamLoop() error {
 				msg := errorSummary(body)
 				switch cur.kind {
 				case rQuery:
+					cur.plan, cur.planned = nil, false
 					if cur.idx < len(cur.stmts) {
 						s.record(cur.stmts[cur.idx], cur.start, -1, "", msg)
 						cur.idx++
@@ -158,6 +195,74 @@ func (s *session) upstreamLoop() error {
 			return fmt.Errorf("write client: %w", err)
 		}
 	}
+}
+
+// masking reports whether the current result is masked, deciding the plan
+// on its first row. A statement with a mask plan whose result fields are
+// unknown (never described) has every field nulled: fail closed.
+func (s *session) masking(cur *pending, has *bool) bool {
+	if !*has {
+		if *cur, *has = s.t.pop(); !*has {
+			return false
+		}
+	}
+	if cur.planned {
+		return cur.plan != nil
+	}
+	if cur.kind != rExecute || cur.stmt == nil || cur.stmt.decision.Mask == nil {
+		cur.planned = true
+		return false
+	}
+	var fs []field
+	if cur.portal != nil {
+		if p := cur.portal.fields.Load(); p != nil {
+			fs = *p
+		} else if p := cur.stmt.fields.Load(); p != nil {
+			fs = withFormats(*p, cur.portal.formats)
+		}
+	}
+	if fs == nil {
+		s.log.Warn("masking: result fields unknown (statement never described); nulling every field")
+		cur.plan = nullAll
+	} else {
+		cur.plan = s.fieldPlans(fs, cur.stmt.decision.Mask)
+	}
+	cur.planned = true
+	return true
+}
+
+// nullAll marks "null every field" for rows of unknown shape.
+var nullAll = []masking.FieldPlan{{Index: -1, Method: masking.Null}}
+
+// nullRow is a DataRow with the same number of fields, all NULL.
+func nullRow(dst, body []byte) ([]byte, error) {
+	if len(body) < 2 {
+		return nil, errors.New("short DataRow")
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	dst = append(dst, body[0], body[1])
+	for i := 0; i < n; i++ {
+		dst = append(dst, 0xff, 0xff, 0xff, 0xff)
+	}
+	return dst, nil
+}
+
+// describe keeps the fields a Describe reported on the statement or portal.
+func (s *session) describe(cur *pending, body []byte) {
+	fs, err := parseRowDescription(body)
+	if err != nil {
+		return
+	}
+	if cur.dstmt != nil {
+		cur.dstmt.fields.Store(&fs)
+	}
+	if cur.dportal != nil {
+		cur.dportal.fields.Store(&fs)
+	}
+}
+
+func isDDLTag(body []byte) bool {
+	return bytes.HasPrefix(body, []byte("ALTER ")) || bytes.HasPrefix(body, []byte("DROP ")) || bytes.HasPrefix(body, []byte("CREATE "))
 }
 
 // settle records statements that were owed but never ran because an earlier

@@ -51,10 +51,12 @@ type session struct {
 	cw   *bufio.Writer // to client; guarded by cwMu
 	cwMu sync.Mutex
 
-	t tracker
+	t       tracker
+	catalog *catalog // column names for masking
+	maskBuf []byte   // reused DataRow buffer (upstream goroutine)
 	// Client-goroutine state for the extended protocol.
 	stmts   map[string]*prepared // prepared statement name → statement
-	portals map[string]*prepared // portal name → statement
+	portals map[string]*portal   // portal name → portal
 	skip    bool                 // discarding client messages until Sync after a gateway-raised error
 }
 
@@ -67,7 +69,8 @@ func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *eng
 		uw:      bufio.NewWriterSize(up.Conn, bufSize),
 		cw:      bufio.NewWriterSize(client, bufSize),
 		stmts:   map[string]*prepared{},
-		portals: map[string]*prepared{},
+		catalog: e.catalogFor(opened.Upstream),
+		portals: map[string]*portal{},
 	}
 }
 
@@ -173,7 +176,16 @@ func (s *session) clientLoop(ctx context.Context) error {
 		case 'E':
 			err = s.execute(body)
 		case 'D':
-			s.t.push(pending{kind: rDescribe})
+			p := pending{kind: rDescribe}
+			if len(body) >= 2 {
+				name, _, _ := cstring(body[1:])
+				if body[0] == 'S' {
+					p.dstmt = s.stmts[name]
+				} else {
+					p.dportal = s.portals[name]
+				}
+			}
+			s.t.push(p)
 			writeMsg(s.uw, typ, body)
 		case 'C':
 			err = s.close(body)
@@ -279,7 +291,7 @@ func (s *session) denyExtended(d access.Decision) {
 }
 
 func (s *session) bind(body []byte) error {
-	portal, rest, ok := cstring(body)
+	name, rest, ok := cstring(body)
 	if !ok {
 		return s.protocolError("malformed Bind message")
 	}
@@ -287,18 +299,26 @@ func (s *session) bind(body []byte) error {
 	if !ok {
 		return s.protocolError("malformed Bind message")
 	}
-	s.portals[portal] = s.stmts[stmt]
+	formats, err := bindResultFormats(body)
+	if err != nil {
+		return s.protocolError(err.Error())
+	}
+	s.portals[name] = &portal{stmt: s.stmts[stmt], formats: formats}
 	s.t.push(pending{kind: rBind})
 	writeMsg(s.uw, 'B', body)
 	return nil
 }
 
 func (s *session) execute(body []byte) error {
-	portal, _, ok := cstring(body)
+	name, _, ok := cstring(body)
 	if !ok {
 		return s.protocolError("malformed Execute message")
 	}
-	s.t.push(pending{kind: rExecute, stmt: s.portals[portal], start: time.Now()})
+	p := pending{kind: rExecute, start: time.Now()}
+	if pt := s.portals[name]; pt != nil {
+		p.stmt, p.portal = pt.stmt, pt
+	}
+	s.t.push(p)
 	writeMsg(s.uw, 'E', body)
 	return nil
 }

@@ -2,7 +2,10 @@ package postgres
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/masking"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 )
@@ -26,6 +29,7 @@ const (
 type prepared struct {
 	action   *access.Action
 	decision access.Decision
+	fields   atomic.Pointer[[]field] // result fields, once a Describe told them (text formats)
 }
 
 // pending is one response the upstream owes the client, in order.
@@ -38,6 +42,12 @@ type pending struct {
 	idx   int              // rQuery: statements completed so far
 	start time.Time        // when the current statement started
 	rows  int64            // rows reported so far (PortalSuspended accumulates)
+
+	portal  *portal             // rExecute: the portal run
+	dstmt   *prepared           // rDescribe of a statement: where to keep its fields
+	dportal *portal             // rDescribe of a portal
+	plan    []masking.FieldPlan // masking for the current result; nil = none
+	planned bool                // plan is decided for the current result
 }
 
 // tracker is the FIFO of responses the upstream owes, shared by the client

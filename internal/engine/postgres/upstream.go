@@ -21,6 +21,32 @@ var reservedParams = map[string]bool{"user": true, "database": true, "replicatio
 // TLS), keeping the client's session parameters (application_name, options,
 // DateStyle…), and hands back the raw connection to relay on.
 func dialUpstream(ctx context.Context, u engine.Upstream, clientParams map[string]string) (*pgconn.HijackedConn, error) {
+	pc, err := connectUpstream(ctx, u, clientParams)
+	if err != nil {
+		return nil, err
+	}
+	// pgconn may have started its background reader during connect (when a
+	// write took over 15 ms, e.g. under load); that goroutine can still be
+	// blocked in Read on the socket and would swallow the first bytes of the
+	// relayed session. SyncConn stops it and drains pgconn's buffers; only
+	// then is the raw conn ours alone.
+	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = pc.SyncConn(sctx)
+	cancel()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	hc, err := pc.Hijack()
+	if err != nil {
+		pc.Close(ctx)
+		return nil, err
+	}
+	return hc, nil
+}
+
+// connectUpstream opens an authenticated pgconn to the target.
+func connectUpstream(ctx context.Context, u engine.Upstream, clientParams map[string]string) (*pgconn.PgConn, error) {
 	host, portStr, err := net.SplitHostPort(u.Address)
 	if err != nil {
 		return nil, fmt.Errorf("upstream address %q: %w", u.Address, err)
@@ -46,26 +72,5 @@ func dialUpstream(ctx context.Context, u engine.Upstream, clientParams map[strin
 			cfg.RuntimeParams[k] = v
 		}
 	}
-	pc, err := pgconn.ConnectConfig(ctx, cfg)
-	if err != nil {
-		return nil, err
-	}
-	// pgconn may have started its background reader during connect (when a
-	// write took over 15 ms, e.g. under load); that goroutine can still be
-	// blocked in Read on the socket and would swallow the first bytes of the
-	// relayed session. SyncConn stops it and drains pgconn's buffers; only
-	// then is the raw conn ours alone.
-	sctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = pc.SyncConn(sctx)
-	cancel()
-	if err != nil {
-		pc.Close(ctx)
-		return nil, err
-	}
-	hc, err := pc.Hijack()
-	if err != nil {
-		pc.Close(ctx)
-		return nil, err
-	}
-	return hc, nil
+	return pgconn.ConnectConfig(ctx, cfg)
 }

@@ -1,0 +1,148 @@
+package checkpoint
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/sqlinspect"
+)
+
+// maskDecision completes the masking side of a decision from the statement's
+// facts: whether it reads masked columns (so computed result fields are
+// masked too) and whether it uses masked columns where their values leak
+// without being returned (WHERE, JOIN, ORDER BY, GROUP BY: inference by
+// binary search), which is denied unless the plan allows it.
+func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.Statement) {
+	if plan.Empty() {
+		return
+	}
+	m := toAccessMask(plan)
+	m.MethodFor = plan.MethodFor
+	d.Mask = m
+	if len(plan.Columns) == 0 {
+		return
+	}
+	for _, st := range facts {
+		if st.Kind == "copy_to" && copiesMaskedTable(plan, st) {
+			d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
+			d.Reason = "COPY TO of a table with masked columns is refused; select the columns instead, so they can be masked"
+			return
+		}
+		for _, c := range st.Columns {
+			if !columnMasked(plan, st, c) {
+				continue
+			}
+			switch c.Clause {
+			case "select", "returning", "other", "values", "insert", "set":
+				m.ReadsMasked = true
+			default:
+				if plan.Predicates != policy.PredicatesAllow {
+					d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
+					d.Reason = fmt.Sprintf("masked column %s may not be used in %s (it would reveal values by inference); ask for a policy that allows it", colName(c), clauseName(c.Clause))
+					return
+				}
+			}
+		}
+	}
+}
+
+// columnMasked reports whether a column reference may name a masked column.
+// Unknown parts (an unqualified column with several tables in scope, a
+// star) match any table the statement reads: fail closed.
+func columnMasked(plan policy.MaskPlan, st *sqlinspect.Statement, c sqlinspect.Column) bool {
+	if c.Star {
+		for _, t := range st.Tables {
+			if c.Table == "" || c.Table == t.Name {
+				if tableHasMaskRule(plan, t.Schema, t.Name) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if c.Table != "" {
+		_, ok := plan.MethodFor(orPublic(c.Schema), c.Table, c.Name)
+		if !ok && c.Schema == "" {
+			_, ok = plan.MethodFor("*", c.Table, c.Name)
+		}
+		return ok
+	}
+	for _, t := range st.Tables {
+		if _, ok := plan.MethodFor(orPublic(t.Schema), t.Name, c.Name); ok {
+			return true
+		}
+	}
+	_, ok := plan.MethodFor("*", "*", c.Name)
+	return ok
+}
+
+// tableHasMaskRule reports whether any column rule could apply to a column
+// of the table (a rule naming only a column applies to every table).
+func tableHasMaskRule(plan policy.MaskPlan, schema, table string) bool {
+	names := []string{strings.ToLower(orPublic(schema)), strings.ToLower(table)}
+	for _, r := range plan.Columns {
+		parts := strings.Split(r.Pattern, ".")
+		if len(parts) == 1 {
+			return true
+		}
+		pp := parts[:len(parts)-1] // schema/table parts, right-aligned
+		ok := true
+		for i, p := range pp {
+			n := names[len(names)-len(pp)+i]
+			if m, err := path.Match(p, n); p != "*" && (err != nil || !m) {
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func copiesMaskedTable(plan policy.MaskPlan, st *sqlinspect.Statement) bool {
+	for _, t := range st.Tables {
+		if tableHasMaskRule(plan, t.Schema, t.Name) {
+			return true
+		}
+	}
+	for _, c := range st.Columns {
+		if columnMasked(plan, st, c) {
+			return true
+		}
+	}
+	return false
+}
+
+func orPublic(schema string) string {
+	if schema == "" {
+		return "public"
+	}
+	return schema
+}
+
+func colName(c sqlinspect.Column) string {
+	if c.Table != "" {
+		return c.Table + "." + c.Name
+	}
+	return c.Name
+}
+
+func clauseName(clause string) string {
+	switch clause {
+	case "where":
+		return "WHERE"
+	case "join":
+		return "JOIN conditions"
+	case "order":
+		return "ORDER BY"
+	case "group":
+		return "GROUP BY"
+	case "having":
+		return "HAVING"
+	}
+	return clause
+}

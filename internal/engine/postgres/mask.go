@@ -1,0 +1,282 @@
+package postgres
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/masking"
+)
+
+// field is one result column as RowDescription describes it: the wire
+// metadata that identifies where a value came from (table OID + attribute
+// number) and how it is encoded.
+// https://www.postgresql.org/docs/15/protocol-message-formats.html (RowDescription)
+type field struct {
+	tableOID uint32
+	attnum   int16
+	typeOID  uint32
+	format   int16
+}
+
+func parseRowDescription(body []byte) ([]field, error) {
+	if len(body) < 2 {
+		return nil, errors.New("short RowDescription")
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	body = body[2:]
+	out := make([]field, 0, n)
+	for i := 0; i < n; i++ {
+		_, rest, ok := cstring(body)
+		if !ok || len(rest) < 18 {
+			return nil, errors.New("malformed RowDescription")
+		}
+		out = append(out, field{
+			tableOID: binary.BigEndian.Uint32(rest),
+			attnum:   int16(binary.BigEndian.Uint16(rest[4:])),
+			typeOID:  binary.BigEndian.Uint32(rest[6:]),
+			format:   int16(binary.BigEndian.Uint16(rest[16:])),
+		})
+		body = rest[18:]
+	}
+	return out, nil
+}
+
+// withFormats applies Bind's result-format codes: none = all text, one =
+// all columns, else one per column.
+func withFormats(fs []field, formats []int16) []field {
+	out := make([]field, len(fs))
+	copy(out, fs)
+	for i := range out {
+		switch {
+		case len(formats) == 0:
+			out[i].format = 0
+		case len(formats) == 1:
+			out[i].format = formats[0]
+		case i < len(formats):
+			out[i].format = formats[i]
+		}
+	}
+	return out
+}
+
+// portal is a bound portal: the statement it runs, the result formats Bind
+// asked for and, once described, its exact fields.
+type portal struct {
+	stmt    *prepared
+	formats []int16
+	fields  atomic.Pointer[[]field]
+}
+
+// bindResultFormats returns the result-format codes at the end of a Bind.
+func bindResultFormats(body []byte) ([]int16, error) {
+	_, rest, ok := cstring(body)
+	if ok {
+		_, rest, ok = cstring(rest)
+	}
+	bad := errors.New("malformed Bind message")
+	if !ok || len(rest) < 2 {
+		return nil, bad
+	}
+	n := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 2*n+2 {
+		return nil, bad
+	}
+	rest = rest[2*n:]
+	np := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	for i := 0; i < np; i++ {
+		if len(rest) < 4 {
+			return nil, bad
+		}
+		l := int32(binary.BigEndian.Uint32(rest))
+		rest = rest[4:]
+		if l > 0 {
+			if int(l) > len(rest) {
+				return nil, bad
+			}
+			rest = rest[l:]
+		}
+	}
+	if len(rest) < 2 {
+		return nil, bad
+	}
+	nr := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 2*nr {
+		return nil, bad
+	}
+	out := make([]int16, nr)
+	for i := range out {
+		out[i] = int16(binary.BigEndian.Uint16(rest[2*i:]))
+	}
+	return out, nil
+}
+
+// colName is a column's identity in the catalog.
+type colName struct{ schema, table, column string }
+
+// catalog resolves (table OID, attnum) to names over the gateway's own
+// connection to the target, caching the answers. Entries expire so renamed
+// columns are seen again; DDL through the gateway clears the cache at once.
+type catalog struct {
+	up engine.Upstream
+
+	mu     sync.Mutex
+	conn   *pgconn.PgConn
+	names  map[uint64]colName
+	tables map[uint32]time.Time // when each table was loaded
+}
+
+const catalogTTL = 30 * time.Second
+
+func (e *Engine) catalogFor(up engine.Upstream) *catalog {
+	key := up.Address + "\x00" + up.Database + "\x00" + up.Username
+	e.catMu.Lock()
+	defer e.catMu.Unlock()
+	if e.catalogs == nil {
+		e.catalogs = map[string]*catalog{}
+	}
+	c := e.catalogs[key]
+	if c == nil {
+		c = &catalog{up: up, names: map[uint64]colName{}, tables: map[uint32]time.Time{}}
+		e.catalogs[key] = c
+	}
+	return c
+}
+
+func (c *catalog) invalidate() {
+	c.mu.Lock()
+	c.names, c.tables = map[uint64]colName{}, map[uint32]time.Time{}
+	c.mu.Unlock()
+}
+
+// resolve names every field with a source table.
+func (c *catalog) resolve(fs []field) ([]colName, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var missing []string
+	seen := map[uint32]bool{}
+	for _, f := range fs {
+		if f.tableOID == 0 || seen[f.tableOID] {
+			continue
+		}
+		seen[f.tableOID] = true
+		if t, ok := c.tables[f.tableOID]; !ok || time.Since(t) > catalogTTL {
+			missing = append(missing, strconv.FormatUint(uint64(f.tableOID), 10))
+		}
+	}
+	if len(missing) > 0 {
+		if err := c.load(missing); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]colName, len(fs))
+	for i, f := range fs {
+		if f.tableOID != 0 {
+			out[i] = c.names[uint64(f.tableOID)<<16|uint64(uint16(f.attnum))]
+		}
+	}
+	return out, nil
+}
+
+func (c *catalog) load(oids []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if c.conn == nil || c.conn.IsClosed() {
+		pc, err := connectUpstream(ctx, c.up, map[string]string{"application_name": "gatehouse-catalog"})
+		if err != nil {
+			return fmt.Errorf("catalog connection: %w", err)
+		}
+		c.conn = pc
+	}
+	// The OIDs are integers we formatted ourselves: no injection possible.
+	q := "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_attribute a " +
+		"JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace " +
+		"WHERE a.attnum > 0 AND a.attrelid IN (" + strings.Join(oids, ",") + ")"
+	res := c.conn.ExecParams(ctx, q, nil, nil, nil, nil).Read()
+	if res.Err != nil {
+		c.conn.Close(ctx)
+		c.conn = nil
+		return fmt.Errorf("catalog query: %w", res.Err)
+	}
+	now := time.Now()
+	for _, o := range oids {
+		v, _ := strconv.ParseUint(o, 10, 32)
+		c.tables[uint32(v)] = now
+	}
+	for _, r := range res.Rows {
+		oid, _ := strconv.ParseUint(string(r[0]), 10, 32)
+		att, _ := strconv.ParseInt(string(r[3]), 10, 16)
+		c.names[oid<<16|uint64(uint16(att))] = colName{string(r[1]), string(r[2]), string(r[4])}
+	}
+	return nil
+}
+
+// textLike types get entity detection.
+func textLike(oid uint32) bool {
+	switch oid {
+	case 25, 1043, 1042, 114, 3802, 19: // text, varchar, bpchar, json, jsonb, name
+		return true
+	}
+	return false
+}
+
+// fieldPlans decides, per result field, how to mask it. A field that cannot
+// be identified (the catalog is unreachable) is nulled: fail closed.
+func (s *session) fieldPlans(fs []field, m *access.MaskPlan) []masking.FieldPlan {
+	if m == nil {
+		return nil
+	}
+	var names []colName
+	if m.MethodFor != nil {
+		var err error
+		if names, err = s.catalog.resolve(fs); err != nil {
+			s.log.Error("masking: cannot resolve result columns; nulling them (fail closed)", "err", err)
+			names = nil
+		}
+	}
+	var plans []masking.FieldPlan
+	for i, f := range fs {
+		fp := masking.FieldPlan{Index: i, TypeOID: f.typeOID, Format: f.format, Key: s.e.cfg.MaskKey}
+		switch {
+		case f.tableOID != 0 && m.MethodFor != nil && names == nil:
+			fp.Method = masking.Null
+		case f.tableOID != 0 && m.MethodFor != nil:
+			if meth, ok := m.MethodFor(names[i].schema, names[i].table, names[i].column); ok {
+				fp.Method = masking.Method(meth)
+			}
+		case f.tableOID == 0 && m.ReadsMasked:
+			// Computed from a masked column (an expression, cast, function,
+			// row_to_json…): its value may carry the masked data.
+			fp.Method = masking.Null
+		}
+		if fp.Method == masking.Hash && len(fp.Key) < 16 {
+			fp.Method = masking.Null // no key configured: hide rather than fail
+		}
+		if len(m.Entities) > 0 && textLike(f.typeOID) && fp.Method == "" {
+			fp.Entities = true
+			for _, k := range m.Entities {
+				fp.Kinds = append(fp.Kinds, masking.Entity(k))
+			}
+		}
+		if fp.Method != "" || fp.Entities {
+			plans = append(plans, fp)
+		}
+	}
+	if plans == nil {
+		plans = []masking.FieldPlan{} // masking active, nothing to change
+	}
+	return plans
+}
