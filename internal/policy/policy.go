@@ -255,12 +255,11 @@ func (p *compiledPolicy) decide(in *Input, trace *[]Step, errs *[]string) Decisi
 	return d
 }
 
+// defaultMessage names the condition that matched; callers put it after
+// their own "denied by policy … rule …" prefix, so it does not repeat it.
 func (r *compiledRule) defaultMessage() string {
-	switch r.verdict {
-	case Deny:
-		return "denied: the condition `" + r.expr + "` matched"
-	case Review:
-		return "needs approval: the condition `" + r.expr + "` matched"
+	if r.verdict == Allow {
+		return ""
 	}
-	return ""
+	return "the condition `" + r.expr + "` matched"
 }
