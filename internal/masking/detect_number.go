@@ -34,7 +34,7 @@ const (
 func (sc *scanner) number(i int) int {
 	s := sc.s
 	if !numBoundaryBefore(s, i) {
-		return spanEnd(s, i, isWord)
+		return max(spanEnd(s, i, isWord), i+1)
 	}
 	var ns numSpan
 	ns.start = i
@@ -108,6 +108,16 @@ func (sc *scanner) number(i int) int {
 		break
 	}
 	ns.end = p
+	if s[i] == '(' && (inParen || s[p-1] == ')') {
+		// "(4111 1111 1111 1111)": a number in parentheses, not one with
+		// an area code.
+		ns.paren = false
+		ns.seps &^= sepParen
+		ns.start++
+		if !inParen {
+			ns.end--
+		}
+	}
 	if ns.nd == 0 {
 		return p + 1
 	}

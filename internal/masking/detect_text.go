@@ -12,7 +12,10 @@ import (
 // token-shaped secrets (by prefix), JWTs, IBANs.
 func (sc *scanner) word(i int) int {
 	s := sc.s
-	j := spanEnd(s, i, isWord)
+	j := i + 1
+	for j < len(s) && classes[s[j]] <= clsWord && classes[s[j]] != clsOther { // digits, letters, '_'
+		j++
+	}
 	wlen := j - i
 	dashNext := j < len(s) && s[j] == '-'
 	if wlen < 4 && !dashNext {
@@ -297,6 +300,12 @@ func (sc *scanner) colonOrEquals(i int) int {
 	op := spanEnd(s, i, func(c byte) bool { return c == ':' || c == '=' || c == '>' })
 	if sc.set.has(kSecret) && op-i <= 3 {
 		if st, end := assignedSecret(s, i, op); end > 0 {
+			if sc.set.has(kJWT) && strings.HasPrefix(s[st:], "eyJ") {
+				if je := jwtAt(s, st); je > 0 {
+					sc.add(JWT, st, je) // say what it is: a token=<JWT> is a JWT
+					return je
+				}
+			}
 			sc.add(Secret, st, end)
 			return end
 		}
@@ -362,7 +371,7 @@ var secretKeyExclusions = []string{
 	"public", "_id", "-id", ".id", "name", "url", "uri", "endpoint", "file", "path", "length", "size",
 	"type", "count", "expires", "expiry", "ttl", "csrf", "hint", "policy", "format", "prefix", "max",
 	"min", "timeout", "version", "required", "enabled", "reset", "changed", "updated", "created",
-	"author", "method", "header", "field", "strength", "provider", "mode",
+	"method", "header", "field", "strength", "provider", "mode",
 }
 
 // assignedSecret recognises KEY <op> VALUE where KEY names a secret and
@@ -392,6 +401,9 @@ func assignedSecret(s string, opStart, opEnd int) (int, int) {
 	if !found {
 		return 0, 0
 	}
+	if equalFold(key, "author") || equalFold(key, "authors") {
+		return 0, 0
+	}
 	for _, ex := range secretKeyExclusions {
 		if containsFold(key, ex) {
 			return 0, 0
@@ -419,7 +431,7 @@ func assignedSecret(s string, opStart, opEnd int) (int, int) {
 	if len(v) < 8 || len(v) > 200 {
 		return 0, 0
 	}
-	if allOf(v, func(c byte) bool { return isUpper(c) || isLower(c) || c == '_' || c == '.' || c == '-' }) {
+	if allOf(v, func(c byte) bool { return isUpper(c) || isLower(c) || c == '_' || c == '.' || c == '-' }) && !randomCase(v) {
 		return 0, 0 // identifiers, words, placeholders
 	}
 	if v[0] == '$' || strings.HasPrefix(v, "***") || strings.Contains(v, "xxxx") || strings.Contains(v, "XXXX") {
@@ -472,4 +484,32 @@ func (sc *scanner) dash(i int) int {
 	}
 	sc.add(Secret, i, end)
 	return end
+}
+
+// randomCase tells random mixed-case letters ("CwVDDZBnipgIfQ") from
+// identifiers ("customerOrderId", "changeme"): random text switches case
+// about every other letter, words about every five or six.
+func randomCase(v string) bool {
+	if len(v) < 12 {
+		return false
+	}
+	switches := 0
+	for i := 1; i < len(v); i++ {
+		if isUpper(v[i]) != isUpper(v[i-1]) {
+			switches++
+		}
+	}
+	return float64(switches) >= 0.4*float64(len(v)-1)
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lower(a[i]) != lower(b[i]) {
+			return false
+		}
+	}
+	return true
 }

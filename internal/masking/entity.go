@@ -253,6 +253,7 @@ func detect(s string, set kindSet, out []Match) []Match {
 	sc := scanner{s: s, set: set, out: out}
 	n := len(s)
 	for i := 0; i < n; {
+		at := i
 		switch classes[s[i]] {
 		case clsOther:
 			i++
@@ -272,6 +273,9 @@ func detect(s string, set kindSet, out []Match) []Match {
 			} else {
 				i++
 			}
+		}
+		if i <= at {
+			i = at + 1 // every handler must make progress; guard against one that does not
 		}
 	}
 	return resolveOverlaps(sc.out)

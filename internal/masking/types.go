@@ -732,13 +732,12 @@ func appendBytea(dst []byte, bin, hexFormat bool, b []byte) []byte {
 }
 
 // maskBytea: redact/email-domain → empty; last4 → same length, all bytes
-// zero but the last four; hash → the first 16 bytes of the HMAC. Text output
-// keeps the server's bytea_output format (hex or escape).
+// zero but the last four; hash → the first 16 bytes of the HMAC. Text input
+// may be hex or escape format; text output is hex.
 func maskBytea(dst []byte, m Method, bin bool, v, key []byte) ([]byte, error) {
+	// Output is always hex (bytea_output's default since 9.0): every client
+	// decodes it, while some (pgx) reject the escape format.
 	hexFormat := true
-	if !bin {
-		hexFormat = len(v) >= 2 && v[0] == '\\' && v[1] == 'x' || len(v) == 0
-	}
 	if m != Last4 && m != Hash {
 		return appendBytea(dst, bin, hexFormat, nil), nil
 	}
