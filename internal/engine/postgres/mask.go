@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,6 +225,21 @@ func (c *catalog) load(oids []string) error {
 	return nil
 }
 
+// entityKinds maps the policy's entity names to the detectors' (the policy
+// names IP versions apart; one detector finds both).
+func entityKinds(names []string) []masking.Entity {
+	var out []masking.Entity
+	for _, n := range names {
+		if n == "ipv4" || n == "ipv6" {
+			n = "ip"
+		}
+		if k, err := masking.ParseEntity(n); err == nil && !slices.Contains(out, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // textLike types get entity detection.
 func textLike(oid uint32) bool {
 	switch oid {
@@ -267,9 +283,7 @@ func (s *session) fieldPlans(fs []field, m *access.MaskPlan) []masking.FieldPlan
 		}
 		if len(m.Entities) > 0 && textLike(f.typeOID) && fp.Method == "" {
 			fp.Entities = true
-			for _, k := range m.Entities {
-				fp.Kinds = append(fp.Kinds, masking.Entity(k))
-			}
+			fp.Kinds = entityKinds(m.Entities)
 		}
 		if fp.Method != "" || fp.Entities {
 			plans = append(plans, fp)
