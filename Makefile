@@ -33,7 +33,7 @@ bench: build ## pgbench -S direct vs PgBouncer vs gatehouse
 fuzz: ## run each fuzz target for a short while
 	@for p in $$($(GO) list ./...); do \
 	  for f in $$($(GO) test -list 'Fuzz.*' $$p 2>/dev/null | grep ^Fuzz); do \
-	    echo "== $$p $$f"; $(GO) test -run=^$$ -fuzz=^$$f$$ -fuzztime=$${FUZZTIME:-10s} $$p || exit 1; \
+	    echo "== $$p $$f"; $(GO) test -run=^$$ -fuzz=^$$f$$ -fuzztime=$${FUZZTIME:-10s} -parallel=1 $$p || exit 1; \
 	  done; done
 
 check: ## gofmt, go vet, import rules

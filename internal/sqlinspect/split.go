@@ -19,6 +19,7 @@ func Split(sql string) []string {
 	start := 0
 	atomic := 0 // depth inside BEGIN ATOMIC … END (PostgreSQL 14+ function bodies)
 	prevWord := ""
+	firstWord := ""     // the current statement's first keyword
 	meaningful := false // the current statement has a token besides comments
 	flush := func(end int) {
 		if meaningful {
@@ -26,7 +27,7 @@ func Split(sql string) []string {
 		}
 		start = end + 1
 		meaningful = false
-		prevWord = ""
+		prevWord, firstWord = "", ""
 	}
 	for i := 0; i < len(sql); {
 		c := sql[i]
@@ -68,8 +69,13 @@ func Split(sql string) []string {
 				j++
 			}
 			w := strings.ToUpper(sql[i:j])
+			if firstWord == "" {
+				firstWord = w
+			}
 			switch {
-			case w == "ATOMIC" && prevWord == "BEGIN":
+			// Only CREATE FUNCTION/PROCEDURE has SQL-standard bodies; elsewhere
+			// "begin atomic" is a column and its alias.
+			case w == "ATOMIC" && prevWord == "BEGIN" && firstWord == "CREATE":
 				atomic++
 			case atomic > 0 && w == "CASE":
 				atomic++
