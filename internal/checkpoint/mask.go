@@ -37,6 +37,17 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 			}
 			switch c.Clause {
 			case "select", "returning", "other", "values", "insert", "set":
+				if c.Bare && c.Clause == "select" {
+					continue // passed through unchanged: masked by its wire metadata
+				}
+				// A value computed from a masked column (upper(email),
+				// card || '', row_to_json(t)…) has no source column on the
+				// wire: refuse the statement or mask the computed fields.
+				if plan.Derived != policy.DerivedMask {
+					d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
+					d.Reason = fmt.Sprintf("a result value is computed from masked column %s, which could reveal it; select the column itself (it will be masked) or ask for a policy with derived: mask", colName(c))
+					return
+				}
 				m.ReadsMasked = true
 			default:
 				if plan.Predicates != policy.PredicatesAllow {
@@ -125,6 +136,9 @@ func orPublic(schema string) string {
 }
 
 func colName(c sqlinspect.Column) string {
+	if c.Star {
+		return c.Table + ".*"
+	}
 	if c.Table != "" {
 		return c.Table + "." + c.Name
 	}

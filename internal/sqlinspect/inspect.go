@@ -95,6 +95,10 @@ type Column struct {
 	Clause string `json:"clause"`
 	// Star marks t.* or *.
 	Star bool `json:"star,omitempty"`
+	// Bare marks a select-list entry that is exactly this column reference:
+	// its value passes through unchanged. A column used inside an expression
+	// of the select list (upper(c), c || '', row_to_json(t)) is not bare.
+	Bare bool `json:"bare,omitempty"`
 }
 
 // ParseError is returned for text PostgreSQL would not parse.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -307,8 +308,51 @@ func TestColumns(t *testing.T) {
 	}
 	for _, c := range cases {
 		st := one(t, c.sql)
-		if !reflect.DeepEqual(st.Columns, c.want) {
-			t.Errorf("%s:\n got %+v\nwant %+v", c.sql, st.Columns, c.want)
+		got := append([]Column(nil), st.Columns...)
+		for i := range got {
+			got[i].Bare = false // TestBareColumns covers it
+		}
+		if !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", c.sql, got, c.want)
+		}
+	}
+}
+
+// TestBareColumns: a select-list entry that is exactly a column passes its
+// value through (masking identifies it by wire metadata); any expression,
+// cast or whole-row reference computes a new value.
+func TestBareColumns(t *testing.T) {
+	cases := []struct {
+		sql  string
+		want string // "table.column" of the select-clause references, bare ones marked "!"
+	}{
+		{"SELECT email, upper(email) FROM c", "c.email! c.email"},
+		{"SELECT c.card AS x, c.card || '' FROM c", "c.card! c.card"},
+		{"SELECT email::varchar(3) FROM c", "c.email"},
+		{"SELECT * FROM c", "c.*!"},
+		{"SELECT c.* FROM c", "c.*!"},
+		{"SELECT row_to_json(c) FROM c", "c.*"},
+		{"SELECT c FROM c", "c.*"},
+		{"SELECT x FROM (SELECT lower(email) AS x FROM c) s", "c.email .x!"},
+	}
+	for _, tc := range cases {
+		st := one(t, tc.sql)
+		var got []string
+		for _, col := range st.Columns {
+			if col.Clause != "select" {
+				continue
+			}
+			n := col.Table + "." + col.Name
+			if col.Star {
+				n = col.Table + ".*"
+			}
+			if col.Bare {
+				n += "!"
+			}
+			got = append(got, n)
+		}
+		if g := strings.Join(got, " "); g != tc.want {
+			t.Errorf("%s: got %q, want %q", tc.sql, g, tc.want)
 		}
 	}
 }

@@ -24,6 +24,7 @@ type walker struct {
 	ctes   []map[string]struct{} // CTE names in scope, innermost last
 	scopes []*scope              // FROM scopes, innermost last
 	clause string                // clause being walked
+	bare   bool                  // walking a select-list entry that is just a column reference
 
 	dml          bool // an INSERT/UPDATE/DELETE/MERGE was seen (also nested)
 	defaultWrite bool // relations met by the generic walk are written (DDL)
@@ -299,7 +300,17 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 		w.dml = true
 	}
 	w.from(s.GetFromClause())
-	w.nodesIn(selectClause, s.GetTargetList())
+	w.withClause(selectClause, func() {
+		for _, t := range s.GetTargetList() {
+			// A target that is exactly a column passes the value through
+			// unchanged (so result metadata names its source column); any
+			// other target computes a new value.
+			rt := t.GetResTarget()
+			w.bare = rt != nil && rt.GetVal().GetColumnRef() != nil
+			w.node(t)
+			w.bare = false
+		}
+	})
 	valuesClause := "values"
 	if outerClause != "" && outerClause != "select" && outerClause != "values" {
 		valuesClause = outerClause
@@ -478,7 +489,7 @@ func (w *walker) columnRef(cr *pgq.ColumnRef) {
 			parts = append(parts, f.GetString_().GetSval())
 		}
 	}
-	c := Column{Clause: w.clause, Star: star}
+	c := Column{Clause: w.clause, Star: star, Bare: w.bare}
 	if !star && len(parts) > 0 {
 		c.Name = parts[len(parts)-1]
 		parts = parts[:len(parts)-1]
@@ -490,6 +501,7 @@ func (w *walker) columnRef(cr *pgq.ColumnRef) {
 			// unless the table has a column of that name: the star
 			// covers both readings.
 			c.Name, c.Star, c.Schema, c.Table = "", true, r.schema, r.name
+			c.Bare = false // a composite value is computed, not passed through
 			if !r.table {
 				c.Schema, c.Table = "", ""
 			}

@@ -114,3 +114,41 @@ insert into orders values (10, 1, 9.5), (11, 2, 20);`)
 		t.Fatalf("unmasked principal: %s", out)
 	}
 }
+
+// TestDerivedDeny: with the default `derived: deny`, a statement computing a
+// value from a masked column is refused before it runs; selecting the column
+// itself is allowed and masked.
+func TestDerivedDeny(t *testing.T) {
+	e := startEnv(t, envOpts{access: `["group:analysts", "group:admins"]`, policies: `
+policies:
+  - name: pii
+    connections: [orders]
+    principals: ["group:analysts"]
+    rules:
+      - allow: "true"
+    masking:
+      columns:
+        - { column: "*.email", method: email-domain }
+`})
+	e.run(e.token("root", "admins"), "psql", "-X", "-v", "ON_ERROR_STOP=1", "-c",
+		"create table people (id int, email text); insert into people values (1, 'ann@example.com')")
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, e.dsn("orders", e.token("ana", "analysts")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	for _, q := range []string{"select upper(email) from people", "select email || '' from people", "select row_to_json(p) from people p"} {
+		if _, err := c.Exec(ctx, q); sqlstate(err) != "42501" || !strings.Contains(err.Error(), "computed from masked column") {
+			t.Errorf("%s: %v", q, err)
+		}
+	}
+	var email string
+	if err := c.QueryRow(ctx, "select email from people").Scan(&email); err != nil || strings.HasPrefix(email, "ann") || !strings.HasSuffix(email, "@example.com") {
+		t.Fatalf("bare masked column: %q %v", email, err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from people").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("count: %d %v", n, err)
+	}
+}
