@@ -52,6 +52,11 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 		}
 	}
 	out := toAccess(worst)
+	if out.Allowed() && a.Kind == access.ActionFunctionCall && !mask.Empty() {
+		// A fast-path call's result carries no column metadata to mask by.
+		return access.Decision{Verdict: access.Deny, Policy: worst.Policy, Rule: "gatehouse/masking",
+			Reason: "fast-path function calls cannot be masked, and masking applies to this session; call the function with SELECT instead"}
+	}
 	if out.Allowed() {
 		maskDecision(&out, mask, raws)
 	}
