@@ -91,6 +91,11 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 	return d, nil
 }
 
+// Decide is Check without side effects (no audit record, no metrics): what
+// the checkpoint would decide for a. `gatehouse policy test|explain` use it
+// offline, so their answers are the gateway's.
+func (c *Checkpoint) Decide(a *access.Action) access.Decision { return c.decide(a) }
+
 func (c *Checkpoint) decide(a *access.Action) access.Decision {
 	s := a.Session
 	sel, ok := c.access(s.Target.Name)
