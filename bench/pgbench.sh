@@ -10,6 +10,7 @@
 #
 # Usage: bench/pgbench.sh [-T SECONDS] [-R ROUNDS] [-s SCALE] [-c "1 8"]
 #                         [-M "simple prepared"] [-o FILE.md] [--no-gatehouse]
+#                         [--policies FILE]  (also measure gatehouse with FILE's policies loaded)
 #   -T  seconds per sample (default 15)      -R  rounds (default 3)
 #   -s  pgbench scale (default 10)           -o  also write the markdown table to FILE
 #   --no-gatehouse / --no-pgbouncer  leave a path out (gatehouse is left out
@@ -24,6 +25,7 @@ scale=10
 clients="1 8"
 modes="simple prepared"
 outfile=""
+policies="" # with --policies FILE, a second gatehouse with those policies loaded is measured too
 use_gh=auto
 use_pgb=1
 while [[ $# -gt 0 ]]; do
@@ -36,6 +38,7 @@ while [[ $# -gt 0 ]]; do
 	-o) outfile=$2; shift 2 ;;
 	--no-gatehouse) use_gh=0; shift ;;
 	--no-pgbouncer) use_pgb=0; shift ;;
+	--policies) policies=$2; shift 2 ;;
 	-h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "pgbench.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -63,6 +66,7 @@ work=$(mktemp -d /tmp/gatehouse-bench.XXXXXX)
 chmod 0755 "$work"
 cleanup() {
 	"$root/scripts/start-gatehouse.sh" --stop "$work/gw" 2>/dev/null || true
+	"$root/scripts/start-gatehouse.sh" --stop "$work/gwp" 2>/dev/null || true
 	"$root/scripts/start-pgbouncer.sh" --stop "$work/pgb" 2>/dev/null || true
 	"$root/scripts/start-postgres.sh" --stop "$work/pg" 2>/dev/null || true
 	rm -rf "$work"
@@ -88,6 +92,11 @@ if [[ $use_gh -eq 1 ]]; then
 	"$root/scripts/start-gatehouse.sh" --bin "$bin" --connection bench --subject bench "$work/gw" "$work/pg/pg.env" >/dev/null
 	cp "$work/gw/gatehouse.env" "$work/gatehouse.env"
 	paths+=(gatehouse)
+	if [[ -n $policies ]]; then
+		"$root/scripts/start-gatehouse.sh" --bin "$bin" --policies "$policies" --connection bench --subject bench "$work/gwp" "$work/pg/pg.env" >/dev/null
+		cp "$work/gwp/gatehouse.env" "$work/gatehouse_policy.env"
+		paths+=(gatehouse_policy)
+	fi
 fi
 
 # sample PATH MODE CLIENTS ROUND: one pgbench run; appends "path mode c tps lat" to samples.
@@ -151,6 +160,19 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "–"; else printf f
 	echo
 	echo "added latency = path's average latency − direct's; pgbench runs on the same machine and competes for its CPUs."
 	[[ $use_gh -eq 1 ]] || echo "gatehouse path not measured (binary absent or left out)."
+	if [[ -n $policies && $use_gh -eq 1 ]]; then
+		echo
+		echo "#### with policies loaded ($(basename "$policies"))"
+		echo
+		echo "| mode | clients | gatehouse TPS | gatehouse + policies TPS | policies/no policies |"
+		echo "|---|---:|---:|---:|---:|"
+		for m in $modes; do
+			for c in $clients; do
+				gt=$(stat gatehouse "$m" "$c" 4) pt=$(stat gatehouse_policy "$m" "$c" 4)
+				echo "| $m | $c | $(fmt "$gt" %.0f) | $(fmt "$pt" %.0f) | $(ratio "$pt" "$gt") |"
+			done
+		done
+	fi
 } >"$work/table.md"
 cat "$work/table.md"
 if [[ -n $outfile ]]; then cp "$work/table.md" "$outfile"; log "wrote $outfile"; fi

@@ -4,7 +4,7 @@
 #
 # Usage:
 #   scripts/start-gatehouse.sh [--bin PATH] [--connection NAME[=DATABASE]]...
-#                              [--subject S] [--group G] DIR UPSTREAM_ENV
+#                              [--subject S] [--group G] [--policies FILE] DIR UPSTREAM_ENV
 #   scripts/start-gatehouse.sh --stop DIR
 #   scripts/start-gatehouse.sh --check [--bin PATH]   exit 0 if the binary can serve
 #
@@ -22,6 +22,7 @@ bin=$root/bin/gatehouse
 conns=()
 subject=regress
 group=testers
+policies=""
 mode=start
 while [[ $# -gt 0 ]]; do
 	case $1 in
@@ -29,6 +30,7 @@ while [[ $# -gt 0 ]]; do
 	--connection) conns+=("$2"); shift 2 ;;
 	--subject) subject=$2; shift 2 ;;
 	--group) group=$2; shift 2 ;;
+	--policies) policies=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
 	--stop) mode=stop; shift ;;
 	--check) mode=check; shift ;;
 	-h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -101,6 +103,7 @@ for attempt in 1 2 3; do
 		echo "secret_key: file:$dir/secret.key"
 		echo "identity: { dev_issuer: true }"
 		echo 'admins: ["group:admins"]'
+		[[ -n $policies ]] && echo "policies_file: $policies"
 		echo "connections:"
 		for c in "${conns[@]}"; do
 			name=${c%%=*}

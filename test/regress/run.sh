@@ -26,6 +26,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 gateway=${GATEHOUSE_REGRESS_GATEWAY:-auto}
 keep=0
 schedule=parallel_schedule
+policy_args=()
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--direct-only) gateway=0; shift ;;
@@ -33,6 +34,7 @@ while [[ $# -gt 0 ]]; do
 	--keep) keep=1; shift ;;
 	--via-pgbouncer) gateway=pgbouncer; shift ;;
 	--schedule) schedule=$2; shift 2 ;;
+	--policies) policy_args=(--policies "$2"); shift 2 ;;
 	-h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -163,7 +165,7 @@ if [[ $gateway == pgbouncer ]]; then
 	"$root/scripts/start-pgbouncer.sh" --stop "$work/gw"
 else
 	log "starting gatehouse"
-	"$root/scripts/start-gatehouse.sh" --bin "$bin" --connection regression "$work/gw" "$work/pg/pg.env" >/dev/null || exit 2
+	"$root/scripts/start-gatehouse.sh" --bin "$bin" "${policy_args[@]}" --connection regression "$work/gw" "$work/pg/pg.env" >/dev/null || exit 2
 	run_leg gateway "$work/gw/gatehouse.env"
 fi
 
