@@ -563,10 +563,12 @@ func printExplanation(w io.Writer, ex explanation) {
 		fmt.Fprintln(w, "  decision path:")
 		for _, s := range es.Steps {
 			name := s.Policy
-			if s.Rule != "" {
+			if s.Rule != "" && !strings.HasPrefix(s.Rule, s.Policy+"/") {
+				name = s.Policy + ": " + s.Rule
+			} else if s.Rule != "" {
 				name = s.Rule
 			}
-			fmt.Fprintf(w, "    %-32s %s\n", name, s.Outcome)
+			fmt.Fprintf(w, "    %-40s %s\n", name, s.Outcome)
 		}
 		fmt.Fprintf(w, "  policy verdict: %s", es.Verdict)
 		if es.Rule != "" {
