@@ -477,7 +477,7 @@ func explainStatement(set *policy.Set, a *access.Action) explanation {
 }
 
 func explainOne(set *policy.Set, in *policy.Input, st *sqlinspect.Statement, wrapped bool) explainedStatement {
-	in.Statement = policyStatement(st)
+	in.Statement = checkpoint.PolicyStatement(st)
 	d, steps := set.Explain(in)
 	es := explainedStatement{Facts: in.Statement, Wrapped: wrapped, Verdict: d.Verdict.String(),
 		Rule: d.Rule, Message: d.Message, Steps: steps, Errors: d.Errors}
@@ -499,42 +499,6 @@ func explainOne(set *policy.Set, in *policy.Input, st *sqlinspect.Statement, wra
 		es.MaskPlan = append(es.MaskPlan, maskColumn{Column: m.Pattern, Method: m.Method})
 	}
 	return es
-}
-
-// policyStatement maps statement facts to what conditions see; it is the
-// checkpoint's own mapping (internal/checkpoint/policy.go toPolicy), kept
-// identical so explain shows what the gateway evaluates.
-func policyStatement(st *sqlinspect.Statement) policy.Statement {
-	ps := policy.Statement{Kind: st.Kind, ObjectKind: st.ObjectKind, HasWhere: st.HasWhere,
-		Writes: st.Writes, Analyze: st.Analyze, Text: st.Text}
-	for _, t := range st.Tables {
-		name := t.Name
-		if t.Schema != "" {
-			name = t.Schema + "." + t.Name
-		}
-		ps.Tables = append(ps.Tables, name)
-		if t.Write {
-			ps.TablesWritten = append(ps.TablesWritten, name)
-		}
-	}
-	ps.TablesQualified = policy.QualifyTables(ps.Tables)
-	for _, col := range st.Columns {
-		name := col.Name
-		if col.Star {
-			name = "*"
-		}
-		if col.Table != "" {
-			name = col.Table + "." + name
-		}
-		ps.Columns = append(ps.Columns, name)
-	}
-	for _, f := range st.Functions {
-		if i := strings.LastIndexByte(f, '.'); i >= 0 {
-			f = f[i+1:]
-		}
-		ps.Functions = append(ps.Functions, strings.ToLower(f))
-	}
-	return ps
 }
 
 func printExplanation(w io.Writer, ex explanation) {

@@ -121,16 +121,16 @@ func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, []*sqlins
 	var raws []*sqlinspect.Statement
 	for i := range facts.Statements {
 		st := &facts.Statements[i]
-		out = append(out, toPolicy(st))
+		out = append(out, PolicyStatement(st))
 		raws = append(raws, st)
 		for w := st.Wraps; w != nil; w = w.Wraps {
-			out = append(out, toPolicy(w))
+			out = append(out, PolicyStatement(w))
 			raws = append(raws, w)
 		}
 		switch st.Kind {
 		case "prepare":
 			if st.Wraps != nil && a.Session != nil {
-				c.prepared.put(a.Session.ID, st.Name, toPolicy(st.Wraps))
+				c.prepared.put(a.Session.ID, st.Name, PolicyStatement(st.Wraps))
 			}
 		case "execute":
 			if a.Session != nil {
@@ -147,7 +147,9 @@ func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, []*sqlins
 	return out, raws, nil
 }
 
-func toPolicy(st *sqlinspect.Statement) policy.Statement {
+// PolicyStatement maps inspected statement facts to the policy's input
+// (functions by their last name part, so a schema prefix cannot evade a rule).
+func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 	ps := policy.Statement{Kind: st.Kind, ObjectKind: st.ObjectKind, HasWhere: st.HasWhere,
 		Writes: st.Writes, Analyze: st.Analyze, Text: st.Text}
 	for _, t := range st.Tables {
