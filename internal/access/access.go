@@ -143,12 +143,19 @@ func (v Verdict) String() string {
 // Decision is what the checkpoint decided about an Action. It is a value:
 // engines carry it out in their protocol's own terms.
 type Decision struct {
-	Verdict  Verdict   `json:"verdict"`
-	Reason   string    `json:"reason,omitempty"`    // one sentence a human or an agent can act on
-	Policy   string    `json:"policy,omitempty"`    // policy that decided, if any
-	Rule     string    `json:"rule,omitempty"`      // rule within the policy, if any
-	ReviewID string    `json:"review_id,omitempty"` // set for holds
-	Mask     *MaskPlan `json:"mask,omitempty"`      // nil = nothing to mask
+	Verdict  Verdict `json:"verdict"`
+	Reason   string  `json:"reason,omitempty"`    // one sentence a human or an agent can act on
+	Policy   string  `json:"policy,omitempty"`    // policy that decided, if any
+	Rule     string  `json:"rule,omitempty"`      // rule within the policy, if any
+	ReviewID string  `json:"review_id,omitempty"` // set for holds
+	// Code overrides the protocol's "denied" error code (SQLSTATE for
+	// PostgreSQL), e.g. 42601 for a statement that does not parse, so the
+	// client sees the error the server would have given.
+	Code string `json:"code,omitempty"`
+	// Position is the 1-based character position the error refers to in the
+	// statement text; 0 = none.
+	Position int       `json:"position,omitempty"`
+	Mask     *MaskPlan `json:"mask,omitempty"` // nil = nothing to mask
 }
 
 // Allowed reports whether the action may be forwarded.

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -28,9 +29,15 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 	if a.Kind == access.ActionStatement {
 		var err error
 		if stmts, raws, err = c.statements(a); err != nil {
-			// Fail closed: what cannot be parsed cannot be decided.
-			return access.Decision{Verdict: access.Deny, Rule: "gatehouse/parse",
-				Reason: "gatehouse could not parse this statement, so it was not run: " + err.Error()}
+			// Fail closed: what cannot be parsed cannot be decided. The
+			// client gets the server's own syntax error (PostgreSQL would
+			// have refused it too), with its position.
+			d := access.Decision{Verdict: access.Deny, Rule: "gatehouse/parse", Code: "42601", Reason: err.Error()}
+			var pe *sqlinspect.ParseError
+			if errors.As(err, &pe) {
+				d.Position = pe.Cursor
+			}
+			return d
 		}
 	}
 	if len(stmts) == 0 {

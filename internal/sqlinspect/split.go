@@ -18,6 +18,7 @@ func Split(sql string) []string {
 	var out []string
 	start := 0
 	atomic := 0 // depth inside BEGIN ATOMIC … END (PostgreSQL 14+ function bodies)
+	parens := 0 // depth inside ( … ): CREATE RULE … DO (a; b) holds several statements
 	prevWord := ""
 	firstWord := ""     // the current statement's first keyword
 	meaningful := false // the current statement has a token besides comments
@@ -28,12 +29,22 @@ func Split(sql string) []string {
 		start = end + 1
 		meaningful = false
 		prevWord, firstWord = "", ""
+		parens = 0
 	}
 	for i := 0; i < len(sql); {
 		c := sql[i]
 		switch {
+		case c == '(' || c == ')':
+			meaningful = true
+			prevWord = ""
+			if c == '(' {
+				parens++
+			} else if parens > 0 {
+				parens--
+			}
+			i++
 		case c == ';':
-			if atomic > 0 {
+			if atomic > 0 || parens > 0 {
 				i++
 				continue
 			}

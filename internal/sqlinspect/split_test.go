@@ -28,6 +28,8 @@ func TestSplit(t *testing.T) {
 		{"create function f() returns int language sql begin atomic select 1; select case when true then 2 end; end; select 3",
 			[]string{"create function f() returns int language sql begin atomic select 1; select case when true then 2 end; end", "select 3"}},
 		{"begin; commit", []string{"begin", "commit"}},
+		{"create rule r as on insert to t do instead (insert into a values (1); insert into b values (2)); select 1",
+			[]string{"create rule r as on insert to t do instead (insert into a values (1); insert into b values (2))", "select 1"}},
 		{"select begin atomic from t; drop table x", []string{"select begin atomic from t", "drop table x"}},
 		{"select * from begin atomic; drop table x", []string{"select * from begin atomic", "drop table x"}},
 		{"select 'unterminated; x", []string{"select 'unterminated; x"}},

@@ -234,6 +234,10 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 		a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: p, Protocol: "simple"}
 		d := s.check(ctx, a)
 		if !d.Allowed() {
+			if d.Position > 0 {
+				// Positions count from the start of the client's whole query.
+				d.Position += strings.Index(sql, p)
+			}
 			// One denied statement denies the whole message: nothing of it
 			// runs. Those already allowed are recorded as not executed.
 			for _, ps := range stmts[:i] {
@@ -407,7 +411,11 @@ func denyError(d access.Decision) []byte {
 	if d.Policy != "" {
 		detail = fmt.Sprintf("gatehouse policy %q, rule %q", d.Policy, d.Rule)
 	}
-	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: codeInsufficientPriv,
-		Message: denyMessage(d), Detail: detail}).Encode(nil)
+	code := codeInsufficientPriv
+	if d.Code != "" {
+		code = d.Code
+	}
+	b, _ := (&pgproto3.ErrorResponse{Severity: "ERROR", SeverityUnlocalized: "ERROR", Code: code,
+		Message: denyMessage(d), Detail: detail, Position: int32(d.Position)}).Encode(nil)
 	return b[5:]
 }
