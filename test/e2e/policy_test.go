@@ -91,9 +91,10 @@ func TestPolicyDecisions(t *testing.T) {
 		t.Fatalf("after deny in tx want 25P02: %v", err)
 	}
 	tx.Rollback(ctx)
-	// Unparseable SQL is refused by the gateway with PostgreSQL's message.
+	// Unparseable SQL is refused by the gateway (never forwarded) with the
+	// error PostgreSQL itself would give: 42601 and its message.
 	_, err = c.Exec(ctx, "selec 1", pgx.QueryExecModeSimpleProtocol)
-	if sqlstate(err) != "42501" || !strings.Contains(err.Error(), "syntax error") {
+	if sqlstate(err) != "42601" || !strings.Contains(err.Error(), `syntax error at or near "selec"`) {
 		t.Fatalf("unparseable: %v", err)
 	}
 	// psql sees the same.
