@@ -334,6 +334,9 @@ func TestBareColumns(t *testing.T) {
 		{"SELECT row_to_json(c) FROM c", "c.*"},
 		{"SELECT c FROM c", "c.*"},
 		{"SELECT x FROM (SELECT lower(email) AS x FROM c) s", "c.email .x!"},
+		{"SELECT card FROM c UNION ALL SELECT 'x'", "c.card"},
+		{"SELECT (SELECT card FROM c LIMIT 1)", "c.card"},
+		{"SELECT id, (SELECT max(card) FROM c) FROM c", "c.id! .card"}, // possibly an outer reference: table unresolved
 	}
 	for _, tc := range cases {
 		st := one(t, tc.sql)

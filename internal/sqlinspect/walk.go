@@ -25,6 +25,11 @@ type walker struct {
 	scopes []*scope              // FROM scopes, innermost last
 	clause string                // clause being walked
 	bare   bool                  // walking a select-list entry that is just a column reference
+	// computed > 0 while walking inside a value the outer query computes (a
+	// non-column select-list entry, a set operation's branches): columns of
+	// nested select lists are not bare there, since the result field seen
+	// on the wire has no source column.
+	computed int
 
 	dml          bool // an INSERT/UPDATE/DELETE/MERGE was seen (also nested)
 	defaultWrite bool // relations met by the generic walk are written (DDL)
@@ -290,8 +295,11 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 		selectClause = outerClause
 	}
 	if s.GetOp() != pgq.SetOperation_SET_OPERATION_UNDEFINED && s.GetOp() != pgq.SetOperation_SETOP_NONE {
+		// A set operation's output fields carry no source table.
+		w.computed++
 		w.selectStmt(s.GetLarg(), outerClause)
 		w.selectStmt(s.GetRarg(), outerClause)
+		w.computed--
 		// ORDER BY of a set operation names its output columns.
 		w.cur().add("", rel{})
 	}
@@ -306,8 +314,15 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 			// unchanged (so result metadata names its source column); any
 			// other target computes a new value.
 			rt := t.GetResTarget()
-			w.bare = rt != nil && rt.GetVal().GetColumnRef() != nil
+			isCol := rt != nil && rt.GetVal().GetColumnRef() != nil
+			w.bare = isCol && w.computed == 0
+			if !isCol {
+				w.computed++ // e.g. a scalar subquery: its columns feed a computed value
+			}
 			w.node(t)
+			if !isCol {
+				w.computed--
+			}
 			w.bare = false
 		}
 	})
