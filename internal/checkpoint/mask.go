@@ -26,6 +26,13 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 		return
 	}
 	for _, st := range facts {
+		if f := runsSQLText(st); f != "" {
+			// The SQL (or table name) in its string argument is never
+			// inspected, and its output carries no column metadata.
+			d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
+			d.Reason = fmt.Sprintf("%s runs SQL given as text, which gatehouse cannot inspect or mask; run the query directly", f)
+			return
+		}
 		if st.Kind == "copy_to" && copiesMaskedTable(plan, st) {
 			d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
 			d.Reason = "COPY TO of a table with masked columns is refused; select the columns instead, so they can be masked"
@@ -58,6 +65,26 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 			}
 		}
 	}
+}
+
+// sqlTextFunctions run SQL (or read a table) named in a string argument.
+var sqlTextFunctions = map[string]bool{
+	"query_to_xml": true, "query_to_xmlschema": true, "query_to_xml_and_xmlschema": true,
+	"cursor_to_xml": true, "cursor_to_xmlschema": true,
+	"table_to_xml": true, "table_to_xmlschema": true, "table_to_xml_and_xmlschema": true,
+	"schema_to_xml": true, "schema_to_xmlschema": true, "schema_to_xml_and_xmlschema": true,
+	"database_to_xml": true, "database_to_xmlschema": true, "database_to_xml_and_xmlschema": true,
+	"dblink": true, "dblink_exec": true, "dblink_open": true, "dblink_fetch": true, "dblink_send_query": true,
+}
+
+func runsSQLText(st *sqlinspect.Statement) string {
+	for _, f := range st.Functions {
+		name := strings.ToLower(f[strings.LastIndexByte(f, '.')+1:])
+		if sqlTextFunctions[name] {
+			return name
+		}
+	}
+	return ""
 }
 
 // columnMasked reports whether a column reference may name a masked column.
