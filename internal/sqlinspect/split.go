@@ -8,13 +8,30 @@
 // Statement facts from the real grammar (libpg_query) build on top of it.
 package sqlinspect
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Split returns the statements of a PostgreSQL query string in order, each
 // trimmed of surrounding whitespace, without the terminating semicolon.
 // Statements that hold only whitespace and comments are dropped, as the
 // server drops them (an all-empty string yields no statements).
-func Split(sql string) []string {
+func Split(sql string) []string { return split(sql, true) }
+
+// SplitAmbiguous reports whether sql splits differently depending on the
+// server's standard_conforming_strings setting (off: a backslash escapes
+// the next character in '…' strings too). A session can turn the setting off
+// at any time, so a message whose statement boundaries depend on it cannot
+// be decided safely: callers refuse it.
+func SplitAmbiguous(sql string) bool {
+	if !strings.Contains(sql, `\`) {
+		return false
+	}
+	return !slices.Equal(split(sql, true), split(sql, false))
+}
+
+func split(sql string, conforming bool) []string {
 	var out []string
 	start := 0
 	atomic := 0 // depth inside BEGIN ATOMIC … END (PostgreSQL 14+ function bodies)
@@ -58,7 +75,7 @@ func Split(sql string) []string {
 			i = skipBlockComment(sql, i)
 		case c == '\'':
 			meaningful = true
-			escapes := i > 0 && (sql[i-1] == 'e' || sql[i-1] == 'E') && (i < 2 || !isIdent(sql[i-2]))
+			escapes := !conforming || i > 0 && (sql[i-1] == 'e' || sql[i-1] == 'E') && (i < 2 || !isIdent(sql[i-2]))
 			i = skipQuoted(sql, i, '\'', escapes)
 			prevWord = ""
 		case c == '"':

@@ -62,3 +62,16 @@ func BenchmarkSplit(b *testing.B) {
 		Split(q)
 	}
 }
+
+func TestSplitAmbiguous(t *testing.T) {
+	for sql, want := range map[string]bool{
+		`select 'x\'' ; drop table probe; -- '`: true,
+		`select 'C:\path\'`:                     false,
+		`select E'a\'b'; select 1`:              false,
+		`select 'a'; select 'b'`:                false,
+	} {
+		if got := SplitAmbiguous(sql); got != want {
+			t.Errorf("SplitAmbiguous(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}

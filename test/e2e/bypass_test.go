@@ -474,8 +474,6 @@ var bypassCases = []bypassCase{
 // They stay in the suite, skipped, so fixing one is a matter of deleting its
 // line here.
 var knownBypasses = map[string]string{
-	"simple/standard_conforming_strings off": "SET standard_conforming_strings=off desynchronises the gateway's lexer from the server's: a literal to sqlinspect is a DROP to PostgreSQL",
-	"simple/backslash_quote via set_config":  "set_config('standard_conforming_strings','off') does the same as SET, through a select",
 	"simple/merge delete":                    "MERGE ... ON true WHEN MATCHED THEN DELETE deletes every row; kind is merge and has_where does not apply to it",
 	"simple/write through updatable view":    "DELETE through an auto-updatable view over audit_log: tables_written names only v_audit",
 	"extended/insert through updatable view": "INSERT through an auto-updatable view over audit_log: tables_written names only v_audit",

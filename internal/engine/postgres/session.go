@@ -228,6 +228,17 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 	if !ok {
 		return s.protocolError("malformed Query message")
 	}
+	if sqlinspect.SplitAmbiguous(sql) {
+		// Where statements end depends on standard_conforming_strings, which
+		// the session may have changed: refuse rather than guess (fail closed).
+		a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: sql, Protocol: "simple"}
+		d := access.Decision{Verdict: access.Deny, Rule: "gatehouse/lexer",
+			Reason: "this message splits into different statements depending on standard_conforming_strings (backslashes in '…' strings); send one statement per message or use E'…' strings"}
+		s.cp.Record(a, d, access.Outcome{Rows: -1, Error: "refused: ambiguous statement boundaries"})
+		s.t.push(pending{kind: rQuery, deny: &d})
+		writeQuery(s.uw, raiseSQL(d))
+		return nil
+	}
 	parts := sqlinspect.Split(sql)
 	stmts := make([]*prepared, len(parts))
 	for i, p := range parts {
