@@ -17,7 +17,19 @@ import (
 // trimmed of surrounding whitespace, without the terminating semicolon.
 // Statements that hold only whitespace and comments are dropped, as the
 // server drops them (an all-empty string yields no statements).
-func Split(sql string) []string { return split(sql, true) }
+func Split(sql string) []string { return split(sql, true, nil) }
+
+// PlainBackslash reports whether a '…' string constant (not E'…') contains a
+// backslash. Such text means something else when the session has
+// standard_conforming_strings off, so it is refused in that state.
+func PlainBackslash(sql string) bool {
+	if !strings.Contains(sql, `\`) {
+		return false
+	}
+	var found bool
+	split(sql, true, &found)
+	return found
+}
 
 // SplitAmbiguous reports whether sql splits differently depending on the
 // server's standard_conforming_strings setting (off: a backslash escapes
@@ -28,10 +40,10 @@ func SplitAmbiguous(sql string) bool {
 	if !strings.Contains(sql, `\`) {
 		return false
 	}
-	return !slices.Equal(split(sql, true), split(sql, false))
+	return !slices.Equal(split(sql, true, nil), split(sql, false, nil))
 }
 
-func split(sql string, conforming bool) []string {
+func split(sql string, conforming bool, plainBackslash *bool) []string {
 	var out []string
 	start := 0
 	atomic := 0 // depth inside BEGIN ATOMIC … END (PostgreSQL 14+ function bodies)
@@ -76,7 +88,11 @@ func split(sql string, conforming bool) []string {
 		case c == '\'':
 			meaningful = true
 			escapes := !conforming || i > 0 && (sql[i-1] == 'e' || sql[i-1] == 'E') && (i < 2 || !isIdent(sql[i-2]))
-			i = skipQuoted(sql, i, '\'', escapes)
+			end := skipQuoted(sql, i, '\'', escapes)
+			if plainBackslash != nil && !escapes && strings.Contains(sql[i:end], `\`) {
+				*plainBackslash = true
+			}
+			i = end
 			prevWord = ""
 		case c == '"':
 			meaningful = true

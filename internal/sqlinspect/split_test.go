@@ -75,3 +75,17 @@ func TestSplitAmbiguous(t *testing.T) {
 		}
 	}
 }
+
+func TestPlainBackslash(t *testing.T) {
+	for sql, want := range map[string]bool{
+		`select 'C:\path'`:       true,
+		`select E'a\'b'`:         false,
+		`select $$a\b$$`:         false,
+		`select "a\b" from t`:    false,
+		`select 1 -- it's a \ x`: false,
+	} {
+		if got := PlainBackslash(sql); got != want {
+			t.Errorf("PlainBackslash(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}

@@ -321,3 +321,36 @@ func TestStartupParametersAreActions(t *testing.T) {
 		t.Fatalf("search_path was not checked as an action: %+v", checked)
 	}
 }
+
+// TestStandardConformingStrings: with the setting on, backslashes in '…'
+// strings are plain characters; once the session turns it off, text whose
+// meaning depends on it is refused, since the gateway's reading of statement
+// boundaries and literals could differ from the server's.
+func TestStandardConformingStrings(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx := context.Background()
+	var v string
+	if err := c.QueryRow(ctx, `select 'C:\path'`, pgx.QueryExecModeSimpleProtocol).Scan(&v); err != nil || v != `C:\path` {
+		t.Fatalf("plain backslash with the setting on: %q %v", v, err)
+	}
+	if _, err := c.Exec(ctx, "set standard_conforming_strings = off"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Exec(ctx, `select 'x\'' ; drop table items; -- '`, pgx.QueryExecModeSimpleProtocol)
+	if pgCode(err) != "42501" || !strings.Contains(err.Error(), "standard_conforming_strings") {
+		t.Fatalf("ambiguous text after turning it off: %v", err)
+	}
+	if _, err := c.Exec(ctx, `select 'a\'b', 1`, pgx.QueryExecModeSimpleProtocol); pgCode(err) != "42501" {
+		t.Fatalf("plain backslash with the setting off: %v", err)
+	}
+	// (pgx refuses its own simple protocol once the setting is off; the
+	// extended protocol carries the text as a Parse.)
+	if err := c.QueryRow(ctx, `select E'a\\b'`).Scan(&v); err != nil || v != `a\b` {
+		t.Fatalf("E'' strings stay usable: %q %v", v, err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from items").Scan(&n); err != nil {
+		t.Fatalf("the table must still exist: %v", err)
+	}
+}

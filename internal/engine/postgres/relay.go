@@ -75,7 +75,12 @@ func (s *session) upstreamLoop() error {
 					body, s.maskBuf = out, out
 				}
 			}
-		case 'd', 'N', 'A', 'S', 't': // copy data, notices, notifications, parameter status
+		case 'S': // ParameterStatus
+			if name, rest, ok := cstring(body); ok && name == "standard_conforming_strings" {
+				v, _, _ := cstring(rest)
+				s.scsOff.Store(v == "off")
+			}
+		case 'd', 'N', 'A', 't': // copy data, notices, notifications, parameter description
 		case '1':
 			if need() && cur.kind == rParse {
 				drop, has = cur.drop, false

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -58,6 +59,10 @@ type session struct {
 	stmts   map[string]*prepared // prepared statement name → statement
 	portals map[string]*portal   // portal name → portal
 	skip    bool                 // discarding client messages until Sync after a gateway-raised error
+	// scsOff mirrors the upstream's standard_conforming_strings (from
+	// ParameterStatus): when off, backslashes in '…' strings escape, which
+	// the gateway's lexer and libpg_query do not model.
+	scsOff atomic.Bool
 }
 
 func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *engine.Opened) *session {
@@ -77,6 +82,7 @@ func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *eng
 // greet completes the client's startup: AuthenticationOk, the upstream's
 // ParameterStatus values, the gateway's own BackendKeyData, ReadyForQuery.
 func (s *session) greet(pid uint32, secret [4]byte) error {
+	s.scsOff.Store(s.up.ParameterStatuses["standard_conforming_strings"] == "off")
 	var buf []byte
 	buf, _ = (&pgproto3.AuthenticationOk{}).Encode(buf)
 	keys := make([]string, 0, len(s.up.ParameterStatuses))
@@ -228,12 +234,12 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 	if !ok {
 		return s.protocolError("malformed Query message")
 	}
-	if sqlinspect.SplitAmbiguous(sql) {
+	if s.lexDiverges(sql) {
 		// Where statements end depends on standard_conforming_strings, which
 		// the session may have changed: refuse rather than guess (fail closed).
 		a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: sql, Protocol: "simple"}
 		d := access.Decision{Verdict: access.Deny, Rule: "gatehouse/lexer",
-			Reason: "this message splits into different statements depending on standard_conforming_strings (backslashes in '…' strings); send one statement per message or use E'…' strings"}
+			Reason: "this text reads differently depending on standard_conforming_strings (backslashes in '…' strings); keep standard_conforming_strings on or use E'…' strings"}
 		s.cp.Record(a, d, access.Outcome{Rows: -1, Error: "refused: ambiguous statement boundaries"})
 		s.t.push(pending{kind: rQuery, deny: &d})
 		writeQuery(s.uw, raiseSQL(d))
@@ -265,6 +271,17 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 	return nil
 }
 
+// lexDiverges reports whether the server may read sql differently from the
+// gateway: statement boundaries that depend on standard_conforming_strings,
+// or backslashes in plain strings while (or as soon as) it is off.
+func (s *session) lexDiverges(sql string) bool {
+	if sqlinspect.SplitAmbiguous(sql) {
+		return true
+	}
+	mayBeOff := s.scsOff.Load() || strings.Contains(strings.ToLower(sql), "standard_conforming_strings")
+	return mayBeOff && sqlinspect.PlainBackslash(sql)
+}
+
 func (s *session) parse(ctx context.Context, body []byte) error {
 	name, rest, ok := cstring(body)
 	if !ok {
@@ -275,7 +292,14 @@ func (s *session) parse(ctx context.Context, body []byte) error {
 		return s.protocolError("malformed Parse message")
 	}
 	a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: query, Prepared: name, Protocol: "extended"}
-	d := s.check(ctx, a)
+	var d access.Decision
+	if s.lexDiverges(query) {
+		d = access.Decision{Verdict: access.Deny, Rule: "gatehouse/lexer",
+			Reason: "this text reads differently depending on standard_conforming_strings (backslashes in '…' strings); keep standard_conforming_strings on or use E'…' strings"}
+		s.cp.Record(a, d, access.Outcome{Rows: -1, Error: "refused: ambiguous lexing"})
+	} else {
+		d = s.check(ctx, a)
+	}
 	if !d.Allowed() {
 		s.denyExtended(d)
 		return nil
