@@ -275,11 +275,11 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 // gateway: statement boundaries that depend on standard_conforming_strings,
 // or backslashes in plain strings while (or as soon as) it is off.
 func (s *session) lexDiverges(sql string) bool {
-	if sqlinspect.SplitAmbiguous(sql) {
-		return true
-	}
+	// With the setting on (the default), the server lexes as the gateway
+	// does. It may be off, or turned off by this very message (SET or
+	// set_config), only when the upstream said so or the text names it.
 	mayBeOff := s.scsOff.Load() || strings.Contains(strings.ToLower(sql), "standard_conforming_strings")
-	return mayBeOff && sqlinspect.PlainBackslash(sql)
+	return mayBeOff && (sqlinspect.SplitAmbiguous(sql) || sqlinspect.PlainBackslash(sql))
 }
 
 func (s *session) parse(ctx context.Context, body []byte) error {
