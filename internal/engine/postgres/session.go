@@ -278,6 +278,9 @@ func (s *session) lexDiverges(sql string) bool {
 	// With the setting on (the default), the server lexes as the gateway
 	// does. It may be off, or turned off by this very message (SET or
 	// set_config), only when the upstream said so or the text names it.
+	if strings.IndexByte(sql, '\\') < 0 {
+		return false // both readings agree without a backslash: the common, allocation-free path
+	}
 	mayBeOff := s.scsOff.Load() || strings.Contains(strings.ToLower(sql), "standard_conforming_strings")
 	return mayBeOff && (sqlinspect.SplitAmbiguous(sql) || sqlinspect.PlainBackslash(sql))
 }
