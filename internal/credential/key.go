@@ -74,19 +74,23 @@ func LoadOrCreateKeyFile(path string) ([]byte, error) {
 	if _, err := rand.Read(key); err != nil {
 		return nil, fmt.Errorf("credential: generate key: %w", err)
 	}
-	// O_EXCL: if two processes race to create the file, one wins and the
-	// other reads the winner's key instead of overwriting it.
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return readKeyFile(path)
-	}
+	// Write a complete file under a temporary name, then link it into
+	// place: link fails if the name exists, so when creators race exactly
+	// one wins, and nobody ever reads a half-written key.
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".secret-key-*")
 	if err != nil {
 		return nil, fmt.Errorf("credential: %w", err)
 	}
-	_, werr := f.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
-	if err := errors.Join(werr, f.Sync(), f.Close()); err != nil {
-		os.Remove(path)
+	defer os.Remove(tmp.Name())
+	_, werr := tmp.WriteString(base64.StdEncoding.EncodeToString(key) + "\n")
+	if err := errors.Join(werr, tmp.Chmod(0o600), tmp.Sync(), tmp.Close()); err != nil {
 		return nil, fmt.Errorf("credential: write key file: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return readKeyFile(path)
+		}
+		return nil, fmt.Errorf("credential: %w", err)
 	}
 	return key, nil
 }
