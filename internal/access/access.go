@@ -156,6 +156,20 @@ type Decision struct {
 	// statement text; 0 = none.
 	Position int       `json:"position,omitempty"`
 	Mask     *MaskPlan `json:"mask,omitempty"` // nil = nothing to mask
+	// Review says who must approve a held action (Verdict Hold); nil otherwise.
+	Review *ReviewRule `json:"review,omitempty"`
+	// Approvers lists who approved a held action that was then allowed.
+	Approvers []string `json:"approvers,omitempty"`
+}
+
+// ReviewRule is what a policy's review rule asks of the approvers of one
+// held action.
+type ReviewRule struct {
+	Approvers    []string      `json:"approvers,omitempty"` // principal selectors; empty = the gateway's admins
+	MinApprovals int           `json:"min_approvals"`       // distinct approvers needed (at least 1)
+	Timeout      time.Duration `json:"timeout"`             // 0 = the gateway's default
+	Remember     time.Duration `json:"remember,omitempty"`  // after approval, repeats skip review this long
+	Message      string        `json:"message,omitempty"`   // the rule's reason, shown to approvers
 }
 
 // Allowed reports whether the action may be forwarded.

@@ -492,12 +492,12 @@ func (p *parser) rules(n *yaml.Node, key, policy string) []compiledRule {
 	return out
 }
 
-var ruleKeys = []string{"name", "deny", "review", "allow", "message", "approvers", "timeout"}
+var ruleKeys = []string{"name", "deny", "review", "allow", "message", "approvers", "timeout", "min_approvals", "remember"}
 
 func (p *parser) rule(n *yaml.Node, key, policy string, num int) (compiledRule, bool) {
 	r := compiledRule{name: fmt.Sprintf("%s/rule-%d", policy, num)}
 	start := len(p.errs)
-	var condNode, approversNode, timeoutNode *yaml.Node
+	var condNode, approversNode, timeoutNode, minNode, rememberNode *yaml.Node
 	var verbs []string
 	ok := p.fields(n, key, policy, num, ruleKeys, func(k string, v, kn *yaml.Node) {
 		sub := key + "." + k
@@ -533,6 +533,24 @@ func (p *parser) rule(n *yaml.Node, key, policy string, num int) (compiledRule, 
 				}
 				r.timeout = d
 			}
+		case "min_approvals":
+			minNode = v
+			if s, ok := p.scalar(v, sub, policy, num); ok {
+				n, err := strconv.Atoi(s)
+				if err != nil || n < 1 || n > 10 {
+					p.add(v, sub, policy, num, "must be a whole number from 1 to 10 (got %q)", s)
+				}
+				r.minApprovals = n
+			}
+		case "remember":
+			rememberNode = v
+			if s, ok := p.scalar(v, sub, policy, num); ok {
+				d, err := time.ParseDuration(s)
+				if err != nil || d <= 0 || d > 24*time.Hour {
+					p.add(v, sub, policy, num, "must be a positive duration of at most 24h such as 10m (got %q)", s)
+				}
+				r.remember = d
+			}
 		}
 	})
 	if !ok {
@@ -553,6 +571,12 @@ func (p *parser) rule(n *yaml.Node, key, policy string, num int) (compiledRule, 
 		}
 		if timeoutNode != nil {
 			p.add(timeoutNode, key+".timeout", policy, num, "only a review rule has a timeout")
+		}
+		if minNode != nil {
+			p.add(minNode, key+".min_approvals", policy, num, "only a review rule has min_approvals")
+		}
+		if rememberNode != nil {
+			p.add(rememberNode, key+".remember", policy, num, "only a review rule has remember")
 		}
 	}
 	condKey := key + "." + verbs[0]

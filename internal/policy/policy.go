@@ -69,6 +69,11 @@ type Decision struct {
 	Approvers []string
 	// Timeout is how long a Review may wait; 0 = the gateway's default.
 	Timeout time.Duration
+	// MinApprovals is how many distinct approvers a Review needs (0 = 1).
+	MinApprovals int
+	// Remember lets the same principal repeat the approved statement on the
+	// same connection without a new review for this long; 0 = never.
+	Remember time.Duration
 	// Mask is the merged masking plan of every policy that applied
 	// (whatever their verdicts); the zero MaskPlan masks nothing.
 	Mask MaskPlan
@@ -121,13 +126,15 @@ type compiledPolicy struct {
 }
 
 type compiledRule struct {
-	name      string // full rule name as reported
-	verdict   Verdict
-	expr      string // condition source, for generated messages
-	prg       cel.Program
-	message   string
-	approvers []string
-	timeout   time.Duration
+	name         string // full rule name as reported
+	verdict      Verdict
+	expr         string // condition source, for generated messages
+	prg          cel.Program
+	message      string
+	approvers    []string
+	timeout      time.Duration
+	minApprovals int
+	remember     time.Duration
 }
 
 func (p *compiledPolicy) applies(in *Input) bool {
@@ -236,7 +243,7 @@ func (p *compiledPolicy) decide(in *Input, trace *[]Step, errs *[]string) Decisi
 		}
 		d := Decision{Verdict: r.verdict, Policy: p.name, Rule: r.name, Message: r.message}
 		if r.verdict == Review {
-			d.Approvers, d.Timeout = r.approvers, r.timeout
+			d.Approvers, d.Timeout, d.MinApprovals, d.Remember = r.approvers, r.timeout, r.minApprovals, r.remember
 		}
 		if err != nil {
 			d.Message = fmt.Sprintf("the condition of rule %s could not be evaluated (%v), so it counts as matching (fail closed)", r.name, err)

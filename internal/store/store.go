@@ -8,6 +8,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
 )
 
@@ -56,6 +57,13 @@ type Store interface {
 	GetConnection(ctx context.Context, name string) (Connection, error) // ErrNotFound if absent
 	ListConnections(ctx context.Context) ([]Connection, error)
 	DeleteConnection(ctx context.Context, name string) error // ErrNotFound if absent
+
+	// Reviews of held statements (approval.Store): put inserts or
+	// replaces by id; get returns an error wrapping approval.ErrNotFound
+	// when absent; list returns the most recent first.
+	PutReview(ctx context.Context, r approval.Review) error
+	GetReview(ctx context.Context, id string) (approval.Review, error)
+	ListReviews(ctx context.Context, f approval.Filter) ([]approval.Review, error)
 
 	Ping(ctx context.Context) error
 	Close() error

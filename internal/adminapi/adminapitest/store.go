@@ -6,19 +6,22 @@ package adminapitest
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"sync"
 
+	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
 // Store is an in-memory store.Store.
 type Store struct {
-	mu     sync.Mutex
-	conns  map[string]store.Connection
-	events []audit.Event
-	seq    int64
+	mu      sync.Mutex
+	conns   map[string]store.Connection
+	events  []audit.Event
+	seq     int64
+	reviews map[string]approval.Review
 }
 
 var _ store.Store = (*Store)(nil)
@@ -121,3 +124,45 @@ func (s *Store) Ping(ctx context.Context) error { return nil }
 
 // Close does nothing.
 func (s *Store) Close() error { return nil }
+
+// PutReview keeps r, replacing the review of the same id.
+func (s *Store) PutReview(ctx context.Context, r approval.Review) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reviews == nil {
+		s.reviews = map[string]approval.Review{}
+	}
+	s.reviews[r.ID] = r
+	return nil
+}
+
+// GetReview returns review id or an error wrapping approval.ErrNotFound.
+func (s *Store) GetReview(ctx context.Context, id string) (approval.Review, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.reviews[id]
+	if !ok {
+		return r, fmt.Errorf("review %q: %w", id, approval.ErrNotFound)
+	}
+	return r, nil
+}
+
+// ListReviews returns matching reviews, most recent first.
+func (s *Store) ListReviews(ctx context.Context, f approval.Filter) ([]approval.Review, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []approval.Review
+	for _, r := range s.reviews {
+		if f.Status != "" && r.Status != f.Status || f.Connection != "" && r.Connection != f.Connection ||
+			f.Subject != "" && r.Requester.Subject != f.Subject {
+			continue
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	return out[:min(limit, len(out))], nil
+}

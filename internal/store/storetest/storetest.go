@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventLimit", testEventLimit},
 		{"EventConcurrentAppend", testEventConcurrentAppend},
 		{"EventFailedAppend", testEventFailedAppend},
+		{"Reviews", testReviews},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
