@@ -117,6 +117,7 @@ with a bearer token (--token, GATEHOUSE_TOKEN).`,
 		c.newWhoAmICmd(),
 		c.newConnectionsCmd(),
 		c.newAuditCmd(),
+		c.newReviewsCmd(),
 		c.newPolicyCmd(),
 		c.newVersionCmd(),
 	)

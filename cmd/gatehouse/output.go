@@ -49,3 +49,8 @@ func cell(s string, max int) string {
 func row(w io.Writer, cols ...string) {
 	fmt.Fprintln(w, strings.Join(cols, "\t"))
 }
+
+// printJSONLine writes v as one line of JSON (for streams of records).
+func printJSONLine(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}

@@ -5,9 +5,15 @@
 package access
 
 import (
+	"errors"
 	"strings"
 	"time"
 )
+
+// ErrClientGone is the context cause an engine gives when the client
+// disconnected while its action waited (an approval hold), as opposed to
+// cancelling it.
+var ErrClientGone = errors.New("client disconnected")
 
 // Principal is a verified machine or human identity, built from an OIDC token.
 type Principal struct {

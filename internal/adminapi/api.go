@@ -52,6 +52,9 @@ type Options struct {
 	// ReloadPolicies re-reads the policies file (POST /api/v1/policies/reload);
 	// nil = the route answers 404.
 	ReloadPolicies func() error
+
+	// Reviews serves /api/v1/reviews (approvals); nil = the routes answer 404.
+	Reviews Reviews
 }
 
 // maxBodyBytes bounds request bodies: a connection (with a PEM CA bundle) is
@@ -99,6 +102,7 @@ func New(o Options) http.Handler {
 	if o.ReloadPolicies != nil {
 		mux.Handle(APIPrefix+"/policies/reload", methods{http.MethodPost: s.admin(s.reloadPolicies)})
 	}
+	s.routeReviews(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})

@@ -212,7 +212,7 @@ func (t *Ticket) Wait(ctx context.Context) Review {
 		s.finish(w, Expired, fmt.Sprintf("no decision within %s; the statement was not run", w.r.ExpiresAt.Sub(w.r.CreatedAt).Round(time.Second)), "")
 	case <-ctx.Done():
 		why := "the client cancelled the statement while it waited for approval"
-		if errors.Is(context.Cause(ctx), ErrClientGone) {
+		if errors.Is(context.Cause(ctx), access.ErrClientGone) {
 			why = "the client disconnected while the statement waited for approval"
 		}
 		s.finish(w, Withdrawn, why, "")
@@ -224,10 +224,6 @@ func (t *Ticket) Wait(ctx context.Context) Review {
 	s.mu.Unlock()
 	return r
 }
-
-// ErrClientGone is the context cause engines use when the client
-// disconnected during a hold.
-var ErrClientGone = errors.New("client disconnected")
 
 // finish moves w to a final status unless it already has one. It reports
 // whether it did.

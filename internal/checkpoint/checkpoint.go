@@ -34,6 +34,9 @@ type Checkpoint struct {
 	policies *policy.Reloadable // nil = no statement policies
 	inspect  Inspector
 	prepared preparedStatements
+	// approvals holds review-rule actions for a human; nil = review rules
+	// refuse.
+	approvals *Approvals
 	// Per-label metric children, resolved once: WithLabelValues hashes
 	// its labels on every call, which the per-statement path can skip.
 	children sync.Map // protocol+"/"+decision → *children
@@ -83,9 +86,9 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 			c.child(a.Session.Target.Type, d.Verdict).statements.Inc()
 		}
 	}
-	if !d.Allowed() {
+	if d.Verdict == access.Deny {
 		// Denials are recorded now; allowed actions are recorded with their
-		// outcome by Record.
+		// outcome by Record, held ones by Hold and the review's events.
 		c.audit.Append(statementEvent(a, d, nil))
 	}
 	return d, nil
@@ -134,11 +137,14 @@ type statementDetail struct {
 	Error      string            `json:"error,omitempty"`
 	Policy     string            `json:"policy,omitempty"`
 	Rule       string            `json:"rule,omitempty"`
+	ReviewID   string            `json:"review_id,omitempty"`
+	Approvers  []string          `json:"approvers,omitempty"`
 }
 
 func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audit.Event {
 	s := a.Session
-	det := &statementDetail{Kind: a.Kind, Protocol: a.Protocol, Prepared: a.Prepared, Policy: d.Policy, Rule: d.Rule}
+	det := &statementDetail{Kind: a.Kind, Protocol: a.Protocol, Prepared: a.Prepared, Policy: d.Policy, Rule: d.Rule,
+		ReviewID: d.ReviewID, Approvers: d.Approvers}
 	if o != nil {
 		det.DurationMS = float64(o.Duration.Microseconds()) / 1000
 		if o.Rows >= 0 {

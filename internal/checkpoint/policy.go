@@ -58,13 +58,15 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 			mask = d.Mask // plans are per session, identical for every statement
 		}
 	}
-	out := toAccess(worst)
+	out := c.toAccess(worst)
 	if out.Allowed() && a.Kind == access.ActionFunctionCall && !mask.Empty() {
 		// A fast-path call's result carries no column metadata to mask by.
 		return access.Decision{Verdict: access.Deny, Policy: worst.Policy, Rule: "gatehouse/masking",
 			Reason: "fast-path function calls cannot be masked, and masking applies to this session; call the function with SELECT instead"}
 	}
-	if out.Allowed() {
+	if out.Allowed() || out.Verdict == access.Hold {
+		// A held statement gets its mask plan now: what masking would
+		// refuse is refused before anyone is asked to approve it.
 		maskDecision(&out, mask, raws)
 	}
 	return out
@@ -89,20 +91,23 @@ func severity(v policy.Verdict) int {
 	return 0
 }
 
-// toAccess turns a policy decision into the engine's vocabulary. Until the
-// approvals feature exists, a review is refused with a message that says so.
-func toAccess(d policy.Decision) access.Decision {
+// toAccess turns a policy decision into the engine's vocabulary. A review
+// holds the action when approvals are enabled, and refuses it, saying so,
+// when they are not.
+func (c *Checkpoint) toAccess(d policy.Decision) access.Decision {
 	switch d.Verdict {
 	case policy.NoPolicy, policy.Allow:
 		return access.Decision{Verdict: access.Allow, Policy: d.Policy, Rule: d.Rule}
 	case policy.Review:
-		who := "an approver"
-		if len(d.Approvers) > 0 {
-			who = strings.Join(d.Approvers, ", ")
+		if c.approvals == nil {
+			return access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
+				Reason: fmt.Sprintf("policy %q rule %q %s; approvals are not enabled on this gateway, so the statement was refused",
+					d.Policy, d.Rule, holdReason(d.Approvers, d.Message))}
 		}
-		return access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
-			Reason: fmt.Sprintf("policy %q rule %q requires approval by %s (%s); approvals are not enabled on this gateway, so the statement was refused",
-				d.Policy, d.Rule, who, d.Message)}
+		return access.Decision{Verdict: access.Hold, Policy: d.Policy, Rule: d.Rule,
+			Reason: fmt.Sprintf("policy %q rule %q %s", d.Policy, d.Rule, holdReason(d.Approvers, d.Message)),
+			Review: &access.ReviewRule{Approvers: d.Approvers, MinApprovals: max(d.MinApprovals, 1),
+				Timeout: d.Timeout, Remember: d.Remember, Message: d.Message}}
 	}
 	return access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
 		Reason: fmt.Sprintf("denied by policy %q rule %q: %s", d.Policy, d.Rule, d.Message)}

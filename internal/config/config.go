@@ -11,7 +11,9 @@
 package config
 
 import (
+	"encoding/json"
 	"gopkg.in/yaml.v3"
+	"time"
 
 	"fmt"
 	"net"
@@ -47,6 +49,7 @@ type Config struct {
 	Admins      []string     `json:"admins"`      // principal selectors allowed to use /api/v1; empty = nobody
 	Postgres    Postgres     `json:"postgres"`    // PostgreSQL listener settings
 	Audit       Audit        `json:"audit"`       //
+	Approvals   Approvals    `json:"approvals"`   // statement holds (policy review rules)
 	Connections []Connection `json:"connections"` // upstream targets
 
 	// Policies is the raw `policies:` node (compiled by package policy so
@@ -123,6 +126,24 @@ type Audit struct {
 	QueueSize int `json:"queue_size"` // events buffered before the data path waits
 }
 
+// Approvals configures holds for review rules.
+type Approvals struct {
+	// Timeout is how long a held statement waits when its rule names no
+	// timeout.
+	Timeout Duration `json:"timeout"`
+	// Approvers approve for review rules that name none; empty = admins.
+	Approvers []string `json:"approvers"`
+}
+
+// DefaultApprovalTimeout is approvals.timeout when unset.
+const DefaultApprovalTimeout = Duration(5 * time.Minute)
+
+// Duration is a time.Duration that reads and prints as "5m0s".
+type Duration time.Duration
+
+// MarshalJSON prints the duration as Go writes it.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
 // Connection is one upstream target.
 type Connection struct {
 	Name     string   `json:"name"`     // clients select it as the PostgreSQL database name
@@ -159,6 +180,7 @@ func Default() *Config {
 		Identity:  Identity{Audience: DefaultAudience},
 		Postgres:  Postgres{MaxMessageSize: DefaultMaxMessageSize},
 		Audit:     Audit{QueueSize: DefaultAuditQueueSize},
+		Approvals: Approvals{Timeout: DefaultApprovalTimeout},
 	}
 	c.fillDefaults()
 	return c

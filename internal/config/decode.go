@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -279,6 +280,22 @@ func (d *decoder) integer(dst *int) fieldFunc {
 	}
 }
 
+// duration decodes a Go duration ("90s", "5m", "1h30m").
+func (d *decoder) duration(dst *Duration) fieldFunc {
+	return func(n *yaml.Node, path string) {
+		s, line, ok := d.scalar(n, path)
+		if !ok {
+			return
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			d.add(line, path, "must be a duration such as 30s, 5m or 1h (got %q)", s)
+			return
+		}
+		*dst = Duration(v)
+	}
+}
+
 func (d *decoder) size(dst *ByteSize) fieldFunc {
 	return func(n *yaml.Node, path string) {
 		s, line, ok := d.scalar(n, path)
@@ -351,6 +368,12 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 			d.mapping(v, key, map[string]fieldFunc{
 				"allow_plaintext_remote": d.boolean(&c.Postgres.AllowPlaintextRemote),
 				"max_message_size":       d.size(&c.Postgres.MaxMessageSize),
+			})
+		},
+		"approvals": func(v *yaml.Node, key string) {
+			d.mapping(v, key, map[string]fieldFunc{
+				"timeout":   d.duration(&c.Approvals.Timeout),
+				"approvers": d.strings(&c.Approvals.Approvers),
 			})
 		},
 		"audit": func(v *yaml.Node, key string) {

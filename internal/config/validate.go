@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 )
@@ -166,6 +167,10 @@ func (c *Config) check() []problem {
 	if q := c.Audit.QueueSize; q < 1 || q > MaxAuditQueueSize {
 		ck.add("audit.queue_size", "must be between 1 and %d (got %d)", MaxAuditQueueSize, q)
 	}
+	if t := time.Duration(c.Approvals.Timeout); t <= 0 || t > 24*time.Hour {
+		ck.add("approvals.timeout", "must be a positive duration of at most 24h (got %s)", t)
+	}
+	checkSelectors(ck, "approvals.approvers", c.Approvals.Approvers)
 	c.checkConnections(ck)
 	return ck.probs
 }

@@ -68,6 +68,11 @@ type Opener interface {
 // allowed, when its outcome is known; it must not block the data path.
 type Checkpoint interface {
 	Check(ctx context.Context, a *access.Action) (access.Decision, error)
+	// Hold waits for the human decision on an action Check held (Verdict
+	// Hold), calling notify once with a message for the client first. It
+	// returns Allow or Deny; ending ctx (the client cancelled or left)
+	// withdraws the review.
+	Hold(ctx context.Context, a *access.Action, d access.Decision, params []string, notify func(msg string)) access.Decision
 	Record(a *access.Action, d access.Decision, o access.Outcome)
 }
 

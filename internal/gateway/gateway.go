@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/adminapi"
+	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/checkpoint"
 	"github.com/gatehouse/gatehouse/internal/config"
@@ -47,23 +48,24 @@ type Options struct {
 
 // Gateway is a running gatehouse.
 type Gateway struct {
-	cfg      *config.Config
-	dev      bool
-	log      *slog.Logger
-	store    store.Store
-	box      *credential.Box
-	maskKey  []byte // keys the "hash" masking method; derived from the secret key
-	verifier *identity.Verifier
-	devIss   *identity.DevIssuer
-	audit    *audit.Log
-	metrics  *metrics.Metrics
-	cp       *checkpoint.Checkpoint
-	acl      *accessCache
-	policies *policy.Reloadable // nil when no policies are configured
-	basePol  *policy.Set        // the policies of gatehouse.yaml (kept across reloads)
-	tls      *tls.Config
-	apiTLS   bool
-	handler  http.Handler
+	cfg       *config.Config
+	dev       bool
+	log       *slog.Logger
+	store     store.Store
+	box       *credential.Box
+	maskKey   []byte // keys the "hash" masking method; derived from the secret key
+	verifier  *identity.Verifier
+	devIss    *identity.DevIssuer
+	audit     *audit.Log
+	metrics   *metrics.Metrics
+	cp        *checkpoint.Checkpoint
+	acl       *accessCache
+	policies  *policy.Reloadable // nil when no policies are configured
+	approvals *approval.Service
+	basePol   *policy.Set // the policies of gatehouse.yaml (kept across reloads)
+	tls       *tls.Config
+	apiTLS    bool
+	handler   http.Handler
 
 	engines   []listenerEngine
 	listeners []net.Listener
@@ -128,6 +130,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := g.loadPolicies(ctx); err != nil {
 		return nil, err
 	}
+	if err := g.buildApprovals(ctx); err != nil {
+		return nil, err
+	}
 	if err := g.buildIdentity(); err != nil {
 		return nil, err
 	}
@@ -151,6 +156,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		DevIssuer: devHandler, Metrics: g.metrics.Handler(), Ready: g.ready,
 		Audit: g.audit.Append, Logger: log,
 		ReloadPolicies: g.ReloadPolicies,
+		Reviews:        g.approvals,
 		OnConnectionsChanged: func() {
 			if err := g.acl.refresh(context.Background()); err != nil {
 				log.Error("refreshing access lists", "err", err)

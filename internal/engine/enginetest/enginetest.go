@@ -67,6 +67,10 @@ type Record struct {
 // non-empty reason, and keeps every check and outcome.
 type Checkpoint struct {
 	Deny func(stmt string) string
+	// Review holds the statements it returns true for; OnHold then gives
+	// the human's decision (nil = approve), after the notice was sent.
+	Review func(stmt string) bool
+	OnHold func(ctx context.Context, a *access.Action, params []string) access.Decision
 
 	mu      sync.Mutex
 	Checked []access.Action
@@ -87,7 +91,26 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 			return d, nil
 		}
 	}
+	if c.Review != nil && c.Review(a.Statement) {
+		return access.Decision{Verdict: access.Hold, Policy: "test", Rule: "review",
+			Review: &access.ReviewRule{Message: "test review"}}, nil
+	}
 	return access.Decision{Verdict: access.Allow}, nil
+}
+
+// Hold implements engine.Checkpoint: it notifies, then asks OnHold.
+func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decision, params []string, notify func(string)) access.Decision {
+	notify("gatehouse: statement held for approval, review rv_test")
+	if c.OnHold == nil {
+		return access.Decision{Verdict: access.Allow, ReviewID: "rv_test"}
+	}
+	out := c.OnHold(ctx, a, params)
+	if !out.Allowed() {
+		c.mu.Lock()
+		c.Records = append(c.Records, Record{Action: *a, Decision: out})
+		c.mu.Unlock()
+	}
+	return out
 }
 
 // Record implements engine.Checkpoint.

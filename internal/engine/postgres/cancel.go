@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/binary"
+	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -18,7 +20,13 @@ type cancelTarget struct {
 	addr   string  // upstream host:port
 	pid    uint32  // upstream backend pid
 	key    []byte  // upstream secret key
+	// hold withdraws the session's statement held for approval, if any:
+	// a cancel then ends the wait instead of (harmlessly) reaching an idle
+	// upstream backend.
+	hold atomic.Pointer[context.CancelCauseFunc]
 }
+
+var errHoldCancelled = errors.New("client sent CancelRequest")
 
 // cancelRegistry maps the BackendKeyData the gateway hands out to the
 // upstream backend behind it. Clients never see upstream pids or keys, so a
@@ -62,6 +70,9 @@ func (r *cancelRegistry) cancel(ctx context.Context, pid uint32, secret []byte) 
 	r.mu.Unlock()
 	if t == nil || len(secret) != 4 || subtle.ConstantTimeCompare(t.secret[:], secret) != 1 {
 		return false
+	}
+	if h := t.hold.Load(); h != nil {
+		(*h)(errHoldCancelled)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

@@ -172,6 +172,7 @@ func (e *Engine) Serve(ctx context.Context, conn net.Conn) {
 	defer e.cancels.unregister(pid)
 	conn.SetDeadline(time.Time{})
 	s := newSession(e, conn, up, opened)
+	s.ct = ct
 	if err := s.greet(pid, ct.secret); err != nil {
 		opened.Close(err)
 		return

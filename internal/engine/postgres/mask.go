@@ -77,6 +77,11 @@ type portal struct {
 	stmt    *prepared
 	formats []int16
 	fields  atomic.Pointer[[]field]
+	// For a held statement: its bound parameters (for approvers), and
+	// whether this portal's execution was approved (an approval covers the
+	// portal's continuations, never a new Bind).
+	params   []string
+	approved *access.Decision
 }
 
 // bindResultFormats returns the result-format codes at the end of a Bind.

@@ -45,6 +45,7 @@ type session struct {
 	opened *engine.Opened
 	cp     engine.Checkpoint
 	sess   *access.Session
+	ct     *cancelTarget // this session's cancel key (a cancel withdraws a hold)
 
 	cr   *frameReader  // from client
 	ur   *frameReader  // from upstream
@@ -180,7 +181,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 		case 'B':
 			err = s.bind(body)
 		case 'E':
-			err = s.execute(body)
+			err = s.execute(ctx, body)
 		case 'D':
 			p := pending{kind: rDescribe}
 			if len(body) >= 2 {
@@ -250,6 +251,11 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 	for i, p := range parts {
 		a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: p, Protocol: "simple"}
 		d := s.check(ctx, a)
+		if d.Verdict == access.Hold {
+			// Nothing of the message runs until every held statement in it
+			// is approved, one review each, in order.
+			d = s.hold(ctx, a, d, nil)
+		}
 		if !d.Allowed() {
 			if d.Position > 0 {
 				// Positions count from the start of the client's whole query.
@@ -303,10 +309,12 @@ func (s *session) parse(ctx context.Context, body []byte) error {
 	} else {
 		d = s.check(ctx, a)
 	}
-	if !d.Allowed() {
+	if !d.Allowed() && d.Verdict != access.Hold {
 		s.denyExtended(d)
 		return nil
 	}
+	// A held statement is prepared now and held at Execute, where its
+	// parameters are known.
 	s.stmts[name] = &prepared{action: a, decision: d}
 	s.t.push(pending{kind: rParse})
 	writeMsg(s.uw, 'P', body)
@@ -345,21 +353,43 @@ func (s *session) bind(body []byte) error {
 	if err != nil {
 		return s.protocolError(err.Error())
 	}
-	s.portals[name] = &portal{stmt: s.stmts[stmt], formats: formats}
+	pt := &portal{stmt: s.stmts[stmt], formats: formats}
+	if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
+		if pt.params, err = bindParams(body); err != nil {
+			return s.protocolError(err.Error())
+		}
+	}
+	s.portals[name] = pt
 	s.t.push(pending{kind: rBind})
 	writeMsg(s.uw, 'B', body)
 	return nil
 }
 
-func (s *session) execute(body []byte) error {
+func (s *session) execute(ctx context.Context, body []byte) error {
 	name, _, ok := cstring(body)
 	if !ok {
 		return s.protocolError("malformed Execute message")
 	}
-	p := pending{kind: rExecute, start: time.Now()}
+	p := pending{kind: rExecute}
 	if pt := s.portals[name]; pt != nil {
 		p.stmt, p.portal = pt.stmt, pt
+		if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
+			if pt.approved == nil {
+				d := s.hold(ctx, pt.stmt.action, pt.stmt.decision, pt.params)
+				if !d.Allowed() {
+					s.denyExtended(d)
+					return nil
+				}
+				pt.approved = &d
+			}
+			// Run with the approved decision (it names the review), keeping
+			// what Describe learnt of the statement's result.
+			ap := &prepared{action: pt.stmt.action, decision: *pt.approved}
+			ap.fields.Store(pt.stmt.fields.Load())
+			p.stmt = ap
+		}
 	}
+	p.start = time.Now()
 	s.t.push(p)
 	writeMsg(s.uw, 'E', body)
 	return nil
@@ -393,6 +423,9 @@ func (s *session) functionCall(ctx context.Context, body []byte) error {
 	a := &access.Action{Session: s.sess, Kind: access.ActionFunctionCall, Protocol: "fastpath",
 		Statement: "-- fast-path function call, function oid " + strconv.FormatUint(uint64(oid), 10)}
 	d := s.check(ctx, a)
+	if d.Verdict == access.Hold {
+		d = s.hold(ctx, a, d, nil)
+	}
 	if !d.Allowed() {
 		// A FunctionCall is answered by a result or an error, then
 		// ReadyForQuery: the same shape as a simple query that fails.
