@@ -67,10 +67,13 @@ func (s *policySource) load() (*policy.Set, error) {
 }
 
 // offlineCheckpoint is the gateway's checkpoint with an access list that
-// lets everyone connect, no audit log and no metrics.
+// lets everyone connect, no audit log and no metrics. Approvals are on, as
+// in the gateway, so review rules decide "hold" (nothing is ever held:
+// Decide has no side effects).
 func offlineCheckpoint(set *policy.Set) *checkpoint.Checkpoint {
 	acl := func(string) ([]string, bool) { return []string{"*"}, true }
-	return checkpoint.New(nil, acl, nil).WithPolicies(policy.NewReloadable(set), nil)
+	return checkpoint.New(nil, acl, nil).WithPolicies(policy.NewReloadable(set), nil).
+		WithApprovals(&checkpoint.Approvals{})
 }
 
 const offlineSession = "policy-test"
@@ -130,7 +133,7 @@ type caseResult struct {
 	File string `json:"file"`
 	Name string `json:"name"`
 	Pass bool   `json:"pass"`
-	// Decision is "allow" or "deny" (Actual.verdict is the number).
+	// Decision is "allow", "deny" or "hold" (Actual.verdict is the number).
 	Decision string   `json:"decision"`
 	Diffs    []string `json:"diffs,omitempty"`
 	Actual   any      `json:"actual"`
@@ -152,7 +155,7 @@ list of cases:
     connection: orders
     sql: SELECT id FROM orders
     expect:
-      decision: allow            # allow | deny (reviews are refused: deny)
+      decision: allow            # allow | deny | hold (a review rule: held for approval)
       rule: agents-on-orders/rule-5
       message_contains: "..."    # part of the refusal message
       mask: [{column: "*.email", method: redact}]   # [] = nothing masked
@@ -266,12 +269,8 @@ func runFixtureFile(cp *checkpoint.Checkpoint, file string, update bool) ([]case
 	return results, nil
 }
 
-func verdictName(d access.Decision) string {
-	if d.Allowed() {
-		return "allow"
-	}
-	return "deny"
-}
+// verdictName is "allow", "deny" or "hold" (held for approval).
+func verdictName(d access.Decision) string { return d.Verdict.String() }
 
 func maskColumns(d access.Decision) []maskColumn {
 	out := []maskColumn{}

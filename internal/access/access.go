@@ -168,6 +168,13 @@ type Decision struct {
 	Approvers []string `json:"approvers,omitempty"`
 }
 
+// HoldContext is what an engine knows about a held action beyond the
+// action itself, for the approvers.
+type HoldContext struct {
+	Params  []string // bound parameters as text (the checkpoint masks them)
+	History []string // the session's earlier statements, oldest first
+}
+
 // ReviewRule is what a policy's review rule asks of the approvers of one
 // held action.
 type ReviewRule struct {

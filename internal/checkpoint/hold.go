@@ -20,9 +20,6 @@ type Approvals struct {
 	// HowTo tells a waiting client how an approver acts on review id
 	// (a CLI command and the API URL).
 	HowTo func(id string) string
-	// History returns the session's earlier statements, oldest first, for
-	// the approver's context; nil = none.
-	History func(ctx context.Context, sessionID string) []string
 }
 
 // WithApprovals makes review rules hold statements for approval instead of
@@ -37,7 +34,7 @@ func (c *Checkpoint) WithApprovals(a *Approvals) *Checkpoint {
 // the review id and how to approve. It returns the final decision: Allow
 // with the review id and approvers, or Deny with the reason. Ending ctx
 // (client cancel or disconnect) withdraws the review.
-func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decision, params []string, notify func(msg string)) access.Decision {
+func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decision, hc access.HoldContext, notify func(msg string)) access.Decision {
 	if c.approvals == nil || d.Verdict != access.Hold || d.Review == nil {
 		out := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
 			Reason: "this statement needs approval, and approvals are not enabled on this gateway, so it was not run"}
@@ -45,15 +42,12 @@ func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decisi
 		return out
 	}
 	kinds := maskEntityKinds(d.Mask)
-	shown := make([]string, len(params))
-	for i, p := range params {
+	shown := make([]string, len(hc.Params))
+	for i, p := range hc.Params {
 		shown[i], _ = masking.MaskEntities(p, kinds)
 	}
 	req := approval.Request{Session: a.Session, Protocol: a.Protocol, Statement: a.Statement,
-		Params: shown, Facts: c.factsJSON(a), Decision: d}
-	if c.approvals.History != nil {
-		req.History = c.approvals.History(ctx, a.Session.ID)
-	}
+		Params: shown, Facts: c.factsJSON(a), History: hc.History, Decision: d}
 	t, err := c.approvals.Service.Open(ctx, req)
 	if err != nil {
 		out := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
@@ -81,7 +75,7 @@ func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decisi
 		return out
 	}
 	out := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule, ReviewID: r.ID,
-		Reason: fmt.Sprintf("statement not run: review %s %s: %s", r.ID, r.Status, r.Outcome)}
+		Reason: fmt.Sprintf("statement not run: review %s (policy %q rule %q) %s: %s", r.ID, d.Policy, d.Rule, r.Status, r.Outcome)}
 	if r.Status == approval.Withdrawn && !errors.Is(context.Cause(ctx), access.ErrClientGone) {
 		// A client's cancel gets the error PostgreSQL gives a cancelled
 		// statement, so drivers treat it as the cancel they asked for.

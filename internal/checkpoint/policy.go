@@ -58,6 +58,11 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 			mask = d.Mask // plans are per session, identical for every statement
 		}
 	}
+	if worst.Verdict == policy.Review && onlyPrepare(raws) {
+		// PREPARE runs nothing: the statement is reviewed when EXECUTE
+		// runs it (EXECUTE is decided as the prepared statement).
+		worst.Verdict = policy.Allow
+	}
 	out := c.toAccess(worst)
 	if out.Allowed() && a.Kind == access.ActionFunctionCall && !mask.Empty() {
 		// A fast-path call's result carries no column metadata to mask by.
@@ -70,6 +75,30 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 		maskDecision(&out, mask, raws)
 	}
 	return out
+}
+
+// onlyPrepare reports whether every top-level statement is a PREPARE.
+func onlyPrepare(raws []*sqlinspect.Statement) bool {
+	if len(raws) == 0 {
+		return false
+	}
+	for _, st := range raws {
+		if st.Kind != "prepare" && !isWrappedByPrepare(raws, st) {
+			return false
+		}
+	}
+	return true
+}
+
+// isWrappedByPrepare reports whether st is the statement some PREPARE in
+// raws wraps (raws lists wrapped statements after their wrapper).
+func isWrappedByPrepare(raws []*sqlinspect.Statement, st *sqlinspect.Statement) bool {
+	for _, p := range raws {
+		if p.Kind == "prepare" && p.Wraps == st {
+			return true
+		}
+	}
+	return false
 }
 
 func emptyKind(a *access.Action) string {

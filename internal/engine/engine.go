@@ -72,7 +72,7 @@ type Checkpoint interface {
 	// Hold), calling notify once with a message for the client first. It
 	// returns Allow or Deny; ending ctx (the client cancelled or left)
 	// withdraws the review.
-	Hold(ctx context.Context, a *access.Action, d access.Decision, params []string, notify func(msg string)) access.Decision
+	Hold(ctx context.Context, a *access.Action, d access.Decision, hc access.HoldContext, notify func(msg string)) access.Decision
 	Record(a *access.Action, d access.Decision, o access.Outcome)
 }
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/approval"
-	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/checkpoint"
 )
 
@@ -28,7 +27,7 @@ func (g *Gateway) buildApprovals(ctx context.Context) error {
 	if err := g.approvals.Recover(ctx); err != nil {
 		return err
 	}
-	g.cp.WithApprovals(&checkpoint.Approvals{Service: g.approvals, HowTo: g.reviewHowTo, History: g.sessionHistory})
+	g.cp.WithApprovals(&checkpoint.Approvals{Service: g.approvals, HowTo: g.reviewHowTo})
 	return nil
 }
 
@@ -43,20 +42,4 @@ func (g *Gateway) onReviewEvent(e approval.Event) {
 func (g *Gateway) reviewHowTo(id string) string {
 	base := g.cfg.BaseURL(g.apiTLS)
 	return fmt.Sprintf("An approver runs: gatehouse reviews approve %s --api %s (or POST %s/api/v1/reviews/%s/approve)", id, base, base, id)
-}
-
-// sessionHistory returns the session's last statements, oldest first, as
-// the audit log has them so far (it lags the data path by a few ms).
-func (g *Gateway) sessionHistory(ctx context.Context, sessionID string) []string {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	evs, err := g.store.ListEvents(ctx, audit.Filter{SessionID: sessionID, Type: audit.TypeStatement, Limit: 20})
-	if err != nil {
-		return nil
-	}
-	out := make([]string, 0, len(evs))
-	for _, e := range evs {
-		out = append(out, e.Statement)
-	}
-	return out
 }

@@ -25,6 +25,7 @@ policies:
         message: agents may not terminate backends
       - review: statement.kind == "delete"
         approvers: ["group:dba"]
+        timeout: 2s
         message: deletes need a DBA
       - allow: statement.kind in ["select", "insert", "update", "begin", "commit", "rollback", "create_table", "set", "show", "prepare", "execute", "deallocate", "explain", "empty"]
     default: deny
@@ -57,7 +58,8 @@ func TestPolicyDecisions(t *testing.T) {
 	deny("drop table items", "agents-on-orders/rule-1", "destructive DDL is not allowed for agents")
 	deny("update items set name = 'x'", "agents-on-orders/rule-2", "UPDATE/DELETE without WHERE")
 	deny("select pg_terminate_backend(1)", "agents-on-orders/rule-3", "agents may not terminate backends")
-	deny("delete from items where id = 1", "agents-on-orders/rule-4", "approval")
+	// Nobody approves: the hold times out and says so.
+	deny("delete from items where id = 1", "agents-on-orders/rule-4", "no decision within 2s")
 	deny("vacuum items", "agents-on-orders/default", "")
 	// Allowed statements run, extended and simple protocol alike.
 	if _, err := c.Exec(ctx, "update items set name = 'z' where id = $1", 1); err != nil {
@@ -66,9 +68,12 @@ func TestPolicyDecisions(t *testing.T) {
 	// EXPLAIN ANALYZE runs the statement: it is decided as what it wraps.
 	deny("explain analyze update items set name = 'y'", "agents-on-orders/rule-2", "UPDATE/DELETE without WHERE")
 	// SQL-level PREPARE/EXECUTE: EXECUTE is decided as the prepared statement.
-	if _, err := c.Exec(ctx, "prepare wipe as delete from items where id > 0", pgx.QueryExecModeSimpleProtocol); sqlstate(err) != "42501" {
+	// PREPARE runs nothing, so a reviewed statement may be prepared; its
+	// EXECUTE is held (and here times out).
+	if _, err := c.Exec(ctx, "prepare wipe as delete from items where id > 0", pgx.QueryExecModeSimpleProtocol); err != nil {
 		t.Fatalf("PREPARE of a reviewed statement: %v", err)
 	}
+	deny("execute wipe", "agents-on-orders/rule-4", "no decision within 2s")
 	// A multi-statement message with one denied statement runs none of it.
 	_, err = c.Exec(ctx, "insert into items values (3, 'c'); drop table items", pgx.QueryExecModeSimpleProtocol)
 	if sqlstate(err) != "42501" {

@@ -99,12 +99,12 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 }
 
 // Hold implements engine.Checkpoint: it notifies, then asks OnHold.
-func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decision, params []string, notify func(string)) access.Decision {
+func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decision, hc access.HoldContext, notify func(string)) access.Decision {
 	notify("gatehouse: statement held for approval, review rv_test")
 	if c.OnHold == nil {
 		return access.Decision{Verdict: access.Allow, ReviewID: "rv_test"}
 	}
-	out := c.OnHold(ctx, a, params)
+	out := c.OnHold(ctx, a, hc.Params)
 	if !out.Allowed() {
 		c.mu.Lock()
 		c.Records = append(c.Records, Record{Action: *a, Decision: out})

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 )
@@ -32,7 +33,7 @@ func (s *session) hold(ctx context.Context, a *access.Action, d access.Decision,
 		defer s.ct.hold.Store(nil)
 	}
 	stop := s.watchClient(cancel)
-	out := s.cp.Hold(hctx, a, d, params, s.notice)
+	out := s.cp.Hold(hctx, a, d, access.HoldContext{Params: params, History: s.history.earlier()}, s.notice)
 	stop()
 	return out
 }
@@ -75,8 +76,9 @@ func (s *session) watchClient(cancel context.CancelCauseFunc) (stop func()) {
 }
 
 // bindParams renders a Bind message's parameter values for approvers: text
-// values as sent (invalid UTF-8 escaped), binary ones by size, NULL as NULL.
-func bindParams(body []byte) ([]string, error) {
+// values as sent (invalid UTF-8 escaped), binary ones decoded by their type
+// (oids, from the statement) or else shown by size, NULL as NULL.
+func bindParams(body []byte, oids []uint32) ([]string, error) {
 	bad := errors.New("malformed Bind message")
 	_, rest, ok := cstring(body)
 	if ok {
@@ -121,7 +123,7 @@ func bindParams(body []byte) ([]string, error) {
 		}
 		switch {
 		case f != 0:
-			out[i] = fmt.Sprintf("<binary value, %d bytes>", l)
+			out[i] = binaryParam(v, i, oids)
 		case utf8.Valid(v):
 			out[i] = string(v)
 		default:
@@ -129,4 +131,80 @@ func bindParams(body []byte) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// binaryParam renders a binary parameter as text when its type is known.
+func binaryParam(v []byte, i int, oids []uint32) string {
+	if i < len(oids) && oids[i] != 0 {
+		typeMap := pgtype.NewMap() // not safe for concurrent use; holds are rare
+		if t, ok := typeMap.TypeForOID(oids[i]); ok {
+			if val, err := t.Codec.DecodeValue(typeMap, oids[i], pgtype.BinaryFormatCode, v); err == nil {
+				if b, ok := val.([]byte); ok {
+					return fmt.Sprintf("<binary value, %d bytes>", len(b))
+				}
+				return fmt.Sprint(val)
+			}
+		}
+	}
+	return fmt.Sprintf("<binary value, %d bytes>", len(v))
+}
+
+// parseParamTypes reads the parameter type OIDs at the end of a Parse
+// message (after the query string); rest starts just after the name.
+func parseParamTypes(rest []byte) ([]uint32, bool) {
+	_, rest, ok := cstring(rest)
+	if !ok || len(rest) < 2 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint16(rest))
+	rest = rest[2:]
+	if len(rest) < 4*n {
+		return nil, false
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint32(rest[4*i:])
+	}
+	return out, true
+}
+
+// parseParameterDescription reads a ParameterDescription's type OIDs.
+func parseParameterDescription(body []byte) ([]uint32, bool) {
+	if len(body) < 2 {
+		return nil, false
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	if len(body) < 2+4*n {
+		return nil, false
+	}
+	out := make([]uint32, n)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint32(body[2+4*i:])
+	}
+	return out, true
+}
+
+// historyLen is how many earlier statements approvers see.
+const historyLen = 10
+
+// history is a ring of the session's last statements (client goroutine
+// only): approvers see what the session did before the held statement.
+type history struct {
+	ring [historyLen]string
+	n    int
+}
+
+func (h *history) add(stmt string) {
+	h.ring[h.n%historyLen] = stmt
+	h.n++
+}
+
+// earlier returns the statements before the newest (the held one, just
+// checked), oldest first.
+func (h *history) earlier() []string {
+	var out []string
+	for i := max(0, h.n-historyLen); i < h.n-1; i++ {
+		out = append(out, h.ring[i%historyLen])
+	}
+	return out
 }

@@ -80,7 +80,13 @@ func (s *session) upstreamLoop() error {
 				v, _, _ := cstring(rest)
 				s.scsOff.Store(v == "off")
 			}
-		case 'd', 'N', 'A', 't': // copy data, notices, notifications, parameter description
+		case 'd', 'N', 'A': // copy data, notices, notifications
+		case 't': // ParameterDescription: kept for held statements, whose parameters approvers read
+			if need() && cur.kind == rDescribe && cur.dstmt != nil && cur.dstmt.decision.Verdict == access.Hold {
+				if oids, ok := parseParameterDescription(body); ok {
+					cur.dstmt.paramOIDs.Store(&oids)
+				}
+			}
 		case '1':
 			if need() && cur.kind == rParse {
 				drop, has = cur.drop, false

@@ -46,6 +46,9 @@ type session struct {
 	cp     engine.Checkpoint
 	sess   *access.Session
 	ct     *cancelTarget // this session's cancel key (a cancel withdraws a hold)
+	// history holds the last statements checked (client goroutine only),
+	// for approvers of a held one.
+	history history
 
 	cr   *frameReader  // from client
 	ur   *frameReader  // from upstream
@@ -222,6 +225,7 @@ func (s *session) clientLoop(ctx context.Context) error {
 // check asks the checkpoint; a checkpoint failure denies (fail closed).
 func (s *session) check(ctx context.Context, a *access.Action) access.Decision {
 	d, err := s.cp.Check(ctx, a)
+	defer s.history.add(a.Statement)
 	if err != nil {
 		s.log.Error("checkpoint failed; denying", "err", err)
 		return access.Decision{Verdict: access.Deny,
@@ -315,7 +319,13 @@ func (s *session) parse(ctx context.Context, body []byte) error {
 	}
 	// A held statement is prepared now and held at Execute, where its
 	// parameters are known.
-	s.stmts[name] = &prepared{action: a, decision: d}
+	ps := &prepared{action: a, decision: d}
+	if d.Verdict == access.Hold {
+		if oids, ok := parseParamTypes(rest); ok {
+			ps.paramOIDs.Store(&oids)
+		}
+	}
+	s.stmts[name] = ps
 	s.t.push(pending{kind: rParse})
 	writeMsg(s.uw, 'P', body)
 	return nil
@@ -355,7 +365,11 @@ func (s *session) bind(body []byte) error {
 	}
 	pt := &portal{stmt: s.stmts[stmt], formats: formats}
 	if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
-		if pt.params, err = bindParams(body); err != nil {
+		var oids []uint32
+		if p := pt.stmt.paramOIDs.Load(); p != nil {
+			oids = *p
+		}
+		if pt.params, err = bindParams(body, oids); err != nil {
 			return s.protocolError(err.Error())
 		}
 	}

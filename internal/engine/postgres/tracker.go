@@ -30,6 +30,9 @@ type prepared struct {
 	action   *access.Action
 	decision access.Decision
 	fields   atomic.Pointer[[]field] // result fields, once a Describe told them (text formats)
+	// paramOIDs are the parameter types of a held statement (from Parse or
+	// ParameterDescription), to show binary parameters to approvers.
+	paramOIDs atomic.Pointer[[]uint32]
 }
 
 // pending is one response the upstream owes the client, in order.
