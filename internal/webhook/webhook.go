@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -129,7 +130,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 		name:    cfg.Name,
 		url:     rawURL,
 		format:  cfg.Format,
-		events:  cfg.Events,
+		events:  slices.Clone(cfg.Events),
 		timeout: time.Duration(cfg.Timeout),
 		retries: cfg.MaxRetries,
 		batch:   cfg.Batch.MaxEvents,
@@ -202,7 +203,7 @@ func (n *Notifier) Send(e Event) bool {
 		e.ID = rand.Text()
 	}
 	if e.Time.IsZero() {
-		e.Time = time.Now()
+		e.Time = time.Now().UTC()
 	}
 	n.mu.RLock()
 	defer n.mu.RUnlock()
@@ -232,7 +233,7 @@ func (n *Notifier) Close(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 		n.abortFunc()
-		<-n.done
+		<-n.done // quick now: the POST is cancelled and the rest dropped
 		return ctx.Err()
 	}
 }
