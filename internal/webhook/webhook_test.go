@@ -552,14 +552,19 @@ func TestCollector(t *testing.T) {
 	}
 }
 
+// BenchmarkSend measures what Send costs the data path, with the worker
+// stuck in a POST to a receiver that never answers: "queued" takes each
+// event back off the queue (the enqueue path), "full" is the drop path a
+// stalled receiver puts every caller on.
 func BenchmarkSend(b *testing.B) {
-	// A receiver that is never reached: Send's cost alone, queue full after
-	// the first events (the drop path is what a stalled receiver costs).
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
 	b.Setenv("TEST_HOOK_KEY", testKey)
 	c := config.DefaultWebhook()
-	c.URL, c.Secret, c.QueueSize = "http://127.0.0.1:9/", "env:TEST_HOOK_KEY", 1<<16
-	c.MaxRetries = 0
-	n, err := New(c, Options{})
+	c.URL, c.Secret, c.QueueSize, c.MaxRetries = config.Secret(srv.URL), "env:TEST_HOOK_KEY", 1, 0
+	n, err := New(c, Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -569,11 +574,25 @@ func BenchmarkSend(b *testing.B) {
 		_ = n.Close(ctx)
 	}()
 	e := Event{Type: "statement", ID: "s_1", Time: time.Now(), Data: map[string]string{"statement": "SELECT 1"}}
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
+	n.Send(e)
+	for len(n.queue) > 0 { // wait until the worker holds it in the hanging POST
+		time.Sleep(time.Millisecond)
+	}
+	b.Run("queued", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
 			n.Send(e)
+			<-n.queue
 		}
+	})
+	b.Run("full", func(b *testing.B) {
+		n.Send(e)
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				n.Send(e)
+			}
+		})
 	})
 }
 
