@@ -116,15 +116,19 @@ type Notifier struct {
 // delivery worker. Errors name the key and never contain a secret or the
 // URL.
 func New(cfg Config, opts Options) (*Notifier, error) {
+	prefix := "webhook"
+	if cfg.Name != "" {
+		prefix += " " + cfg.Name
+	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("webhook %s: %w", cfg.Name, err)
+		return nil, fmt.Errorf("%s: %w", prefix, err)
 	}
 	rawURL, err := cfg.URL.Resolve()
 	if err != nil {
-		return nil, fmt.Errorf("webhook %s: url: %w", cfg.Name, err)
+		return nil, fmt.Errorf("%s: url: %w", prefix, err)
 	}
 	if msg := config.WebhookURLProblem(rawURL); msg != "" {
-		return nil, fmt.Errorf("webhook %s: url: %s", cfg.Name, msg)
+		return nil, fmt.Errorf("%s: url: %s", prefix, msg)
 	}
 	n := &Notifier{
 		name:    cfg.Name,
@@ -148,7 +152,7 @@ func New(cfg Config, opts Options) (*Notifier, error) {
 	if cfg.Secret != "" {
 		s, err := cfg.Secret.Resolve()
 		if err != nil {
-			return nil, fmt.Errorf("webhook %s: secret: %w", n.name, err)
+			return nil, fmt.Errorf("%s: secret: %w", prefix, err)
 		}
 		n.secret = []byte(s)
 	}
