@@ -133,6 +133,8 @@ type Approvals struct {
 	Timeout Duration `json:"timeout"`
 	// Approvers approve for review rules that name none; empty = admins.
 	Approvers []string `json:"approvers"`
+	// Webhooks are told of review events (review.created, review.approved…).
+	Webhooks []Webhook `json:"webhooks"`
 }
 
 // DefaultApprovalTimeout is approvals.timeout when unset.

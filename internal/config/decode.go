@@ -374,6 +374,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 			d.mapping(v, key, map[string]fieldFunc{
 				"timeout":   d.duration(&c.Approvals.Timeout),
 				"approvers": d.strings(&c.Approvals.Approvers),
+				"webhooks":  d.webhooks(&c.Approvals.Webhooks),
 			})
 		},
 		"audit": func(v *yaml.Node, key string) {

@@ -71,6 +71,7 @@ func (c *Config) fillDefaults() {
 	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	// Lists are never nil, so JSON consumers always see [] rather than null.
 	nonNil(&c.Admins)
+	nonNil(&c.Approvals.Webhooks)
 	nonNil(&c.Connections)
 	nonNil(&c.Identity.DevClients)
 	nonNil(&c.Identity.Issuers)
@@ -171,6 +172,7 @@ func (c *Config) check() []problem {
 		ck.add("approvals.timeout", "must be a positive duration of at most 24h (got %s)", t)
 	}
 	checkSelectors(ck, "approvals.approvers", c.Approvals.Approvers)
+	checkWebhooks(ck, "approvals.webhooks", c.Approvals.Webhooks)
 	c.checkConnections(ck)
 	return ck.probs
 }
@@ -449,6 +451,7 @@ func (c *Config) ResolveSecrets() error {
 	for i, dc := range c.Identity.DevClients {
 		try(fmt.Sprintf("identity.dev_clients[%d].secret", i), dc.Secret)
 	}
+	resolveWebhooks(ck, "approvals.webhooks", c.Approvals.Webhooks)
 	for i, conn := range c.Connections {
 		key := fmt.Sprintf("connections[%d]", i)
 		try(key+".password", conn.Password)

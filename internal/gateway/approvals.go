@@ -7,6 +7,8 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/checkpoint"
+	"github.com/gatehouse/gatehouse/internal/masking"
+	"github.com/gatehouse/gatehouse/internal/webhook"
 )
 
 // buildApprovals starts the review service: reviews left pending by an
@@ -16,6 +18,16 @@ func (g *Gateway) buildApprovals(ctx context.Context) error {
 	approvers := g.cfg.Approvals.Approvers
 	if len(approvers) == 0 {
 		approvers = g.cfg.Admins
+	}
+	for _, wc := range g.cfg.Approvals.Webhooks {
+		n, err := webhook.New(wc, webhook.Options{Logger: g.log.With("component", "webhook")})
+		if err != nil {
+			return fmt.Errorf("approvals.webhooks: %w", err)
+		}
+		if err := g.metrics.Registry.Register(n.Collector()); err != nil {
+			return fmt.Errorf("approvals.webhooks: metrics: %w", err)
+		}
+		g.reviewHooks = append(g.reviewHooks, n)
 	}
 	g.approvals = approval.New(approval.Config{
 		Store:            g.store,
@@ -31,15 +43,47 @@ func (g *Gateway) buildApprovals(ctx context.Context) error {
 	return nil
 }
 
-// onReviewEvent records every review change in the audit log.
+// onReviewEvent records every review change in the audit log and tells the
+// webhooks (which queue: a failing receiver never delays a decision).
 func (g *Gateway) onReviewEvent(e approval.Event) {
 	g.audit.Append(checkpoint.ReviewEvent(e))
 	g.log.Info("review "+string(e.Review.Status), "review", e.Review.ID, "event", e.Type,
 		"connection", e.Review.Connection, "subject", e.Review.Requester.Subject, "actor", e.Actor)
+	if len(g.reviewHooks) == 0 {
+		return
+	}
+	ev := reviewWebhookEvent(e, g.reviewHowTo(e.Review.ID))
+	for _, n := range g.reviewHooks {
+		n.Send(ev)
+	}
+}
+
+// reviewWebhookEvent is the notification of a review change. The statement
+// leaves the gateway with entities (card numbers, emails, secrets…) masked,
+// as the parameters already are.
+func reviewWebhookEvent(e approval.Event, howTo string) webhook.Event {
+	r := e.Review
+	r.Statement, _ = masking.MaskEntities(r.Statement, masking.AllEntities())
+	r.History, r.Facts = nil, nil // facts quote the statement
+	summary := fmt.Sprintf("%s asks to run a statement on %s (review %s, %s)", r.Requester.Subject, r.Connection, r.ID, r.Status)
+	if e.Type != approval.EventCreated {
+		summary = fmt.Sprintf("review %s of %s on %s is %s: %s", r.ID, r.Requester.Subject, r.Connection, r.Status, r.Outcome)
+	}
+	fields := []webhook.Field{{Title: "Statement", Value: r.Statement}, {Title: "Rule", Value: r.Policy + " / " + r.Rule + ": " + r.Reason}}
+	if r.Status == approval.Pending {
+		fields = append(fields, webhook.Field{Title: "Approve", Value: howTo})
+	}
+	return webhook.Event{Type: e.Type, Time: time.Now(), Summary: summary, Fields: fields, Data: r}
 }
 
 // reviewHowTo tells a waiting client how an approver decides.
 func (g *Gateway) reviewHowTo(id string) string {
 	base := g.cfg.BaseURL(g.apiTLS)
+	if bound := g.Addr("api"); bound != "" && g.cfg.PublicURL == "" {
+		// The address actually bound (listen.api may say port 0).
+		c := *g.cfg
+		c.Listen.API = bound
+		base = c.BaseURL(g.apiTLS)
+	}
 	return fmt.Sprintf("An approver runs: gatehouse reviews approve %s --api %s (or POST %s/api/v1/reviews/%s/approve)", id, base, base, id)
 }

@@ -35,6 +35,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/sqlinspect"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/storeopen"
+	"github.com/gatehouse/gatehouse/internal/webhook"
 )
 
 // Options configure a gateway.
@@ -48,24 +49,25 @@ type Options struct {
 
 // Gateway is a running gatehouse.
 type Gateway struct {
-	cfg       *config.Config
-	dev       bool
-	log       *slog.Logger
-	store     store.Store
-	box       *credential.Box
-	maskKey   []byte // keys the "hash" masking method; derived from the secret key
-	verifier  *identity.Verifier
-	devIss    *identity.DevIssuer
-	audit     *audit.Log
-	metrics   *metrics.Metrics
-	cp        *checkpoint.Checkpoint
-	acl       *accessCache
-	policies  *policy.Reloadable // nil when no policies are configured
-	approvals *approval.Service
-	basePol   *policy.Set // the policies of gatehouse.yaml (kept across reloads)
-	tls       *tls.Config
-	apiTLS    bool
-	handler   http.Handler
+	cfg         *config.Config
+	dev         bool
+	log         *slog.Logger
+	store       store.Store
+	box         *credential.Box
+	maskKey     []byte // keys the "hash" masking method; derived from the secret key
+	verifier    *identity.Verifier
+	devIss      *identity.DevIssuer
+	audit       *audit.Log
+	metrics     *metrics.Metrics
+	cp          *checkpoint.Checkpoint
+	acl         *accessCache
+	policies    *policy.Reloadable // nil when no policies are configured
+	approvals   *approval.Service
+	reviewHooks []*webhook.Notifier
+	basePol     *policy.Set // the policies of gatehouse.yaml (kept across reloads)
+	tls         *tls.Config
+	apiTLS      bool
+	handler     http.Handler
 
 	engines   []listenerEngine
 	listeners []net.Listener
@@ -448,6 +450,13 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 
 func (g *Gateway) closeStorage() error {
 	var errs []error
+	for _, n := range g.reviewHooks {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := n.Close(ctx); err != nil {
+			g.log.Warn("webhook notifications still queued at shutdown", "webhook", n.Name(), "err", err)
+		}
+		cancel()
+	}
 	if g.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		errs = append(errs, g.audit.Close(ctx))

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strings"
 	"testing"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/adminapi"
 	"github.com/gatehouse/gatehouse/internal/approval"
+	"github.com/gatehouse/gatehouse/internal/webhook"
 )
 
 const approvalPolicies = `
@@ -436,5 +440,60 @@ func waitStatus(t *testing.T, cl *adminapi.Client, id string, want approval.Stat
 			t.Fatalf("review %s: %+v %v; want status %s", id, r, err, want)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestApprovalWebhook: review events reach a webhook receiver, signed, with
+// card numbers in the statement masked.
+func TestApprovalWebhook(t *testing.T) {
+	type got struct {
+		typ  string
+		body string
+	}
+	recv := make(chan got, 16)
+	secret := "hook-secret-for-tests"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := webhook.Verify([]byte(secret), r.Header.Get("X-Gatehouse-Signature"), r.Header.Get("X-Gatehouse-Timestamp"), body); err != nil {
+			t.Errorf("bad signature: %v", err)
+		}
+		recv <- got{r.Header.Get("X-Gatehouse-Event"), string(body)}
+	}))
+	defer srv.Close()
+	t.Setenv("HOOK_SECRET", secret)
+	e := startEnv(t, envOpts{access: `["group:agents", "group:admins"]`, policies: approvalPolicies + `
+approvals:
+  webhooks:
+    - name: test
+      url: ` + srv.URL + `
+      secret: env:HOOK_SECRET
+      events: ["review.*"]
+`})
+	e.run(e.token("root", "admins"), "psql", "-X", "-c", "create table items (id int primary key, name text)")
+	agent := e.token("agent-7", "agents")
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, e.dsn("orders", agent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	const stmt = "delete from items where name = '4111 1111 1111 1111'"
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, stmt, pgx.QueryExecModeSimpleProtocol)
+		errc <- err
+	}()
+	dba := e.client(e.token("dana", "dba"))
+	r := e.pendingReview(t, dba, stmt)
+	first := <-recv
+	if first.typ != approval.EventCreated || !strings.Contains(first.body, r.ID) || strings.Contains(first.body, "4111 1111 1111 1111") {
+		t.Fatalf("created notification: %+v", first)
+	}
+	dba.VoteReview(ctx, r.ID, true, "")
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if second := <-recv; second.typ != approval.EventApproved {
+		t.Fatalf("second notification: %+v", second)
 	}
 }
