@@ -292,9 +292,14 @@ func TestOpenAPIDocument(t *testing.T) {
 	want := map[string][]string{
 		"/healthz": {"get"}, "/readyz": {"get"}, "/metrics": {"get"},
 		"/api/v1/openapi.json": {"get"}, "/api/v1/whoami": {"get"},
-		"/api/v1/connections":        {"get", "post"},
-		"/api/v1/connections/{name}": {"get", "delete"},
-		"/api/v1/audit/events":       {"get"},
+		"/api/v1/connections":          {"get", "post"},
+		"/api/v1/connections/{name}":   {"get", "delete"},
+		"/api/v1/audit/events":         {"get"},
+		"/api/v1/reviews":              {"get"},
+		"/api/v1/reviews/stream":       {"get"},
+		"/api/v1/reviews/{id}":         {"get"},
+		"/api/v1/reviews/{id}/approve": {"post"},
+		"/api/v1/reviews/{id}/deny":    {"post"},
 	}
 	for path, ms := range want {
 		for _, m := range ms {
