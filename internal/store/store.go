@@ -64,6 +64,10 @@ type Store interface {
 	PutReview(ctx context.Context, r approval.Review) error
 	GetReview(ctx context.Context, id string) (approval.Review, error)
 	ListReviews(ctx context.Context, f approval.Filter) ([]approval.Review, error)
+	// Time-bound access grants (approval.GrantStore), alike.
+	PutGrant(ctx context.Context, g approval.Grant) error
+	GetGrant(ctx context.Context, id string) (approval.Grant, error)
+	ListGrants(ctx context.Context, f approval.GrantFilter) ([]approval.Grant, error)
 
 	Ping(ctx context.Context) error
 	Close() error

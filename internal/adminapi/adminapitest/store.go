@@ -22,6 +22,7 @@ type Store struct {
 	events  []audit.Event
 	seq     int64
 	reviews map[string]approval.Review
+	grants  map[string]approval.Grant
 }
 
 var _ store.Store = (*Store)(nil)
@@ -158,6 +159,48 @@ func (s *Store) ListReviews(ctx context.Context, f approval.Filter) ([]approval.
 			continue
 		}
 		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	return out[:min(limit, len(out))], nil
+}
+
+// PutGrant keeps g, replacing the grant of the same id.
+func (s *Store) PutGrant(ctx context.Context, g approval.Grant) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.grants == nil {
+		s.grants = map[string]approval.Grant{}
+	}
+	s.grants[g.ID] = g
+	return nil
+}
+
+// GetGrant returns grant id or an error wrapping approval.ErrNotFound.
+func (s *Store) GetGrant(ctx context.Context, id string) (approval.Grant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.grants[id]
+	if !ok {
+		return g, fmt.Errorf("grant %q: %w", id, approval.ErrNotFound)
+	}
+	return g, nil
+}
+
+// ListGrants returns matching grants, most recent first.
+func (s *Store) ListGrants(ctx context.Context, f approval.GrantFilter) ([]approval.Grant, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []approval.Grant
+	for _, g := range s.grants {
+		if f.Status != "" && g.Status != f.Status || f.Connection != "" && g.Connection != f.Connection ||
+			f.Subject != "" && g.Requester.Subject != f.Subject {
+			continue
+		}
+		out = append(out, g)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
 	limit := f.Limit

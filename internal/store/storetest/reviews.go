@@ -77,3 +77,47 @@ func ids(rs []approval.Review) []string {
 	}
 	return out
 }
+
+func testGrants(t *testing.T, s store.Store) {
+	if _, err := s.GetGrant(ctx(t), "missing"); !errors.Is(err, approval.ErrNotFound) {
+		t.Fatalf("GetGrant(missing) = %v, want ErrNotFound", err)
+	}
+	base := time.Date(2026, 11, 28, 10, 0, 0, 123456000, time.UTC)
+	a := approval.Grant{ID: "gr_a", Status: approval.GrantPending, Connection: "orders", Group: "writers",
+		Duration: 30 * time.Minute, Reason: "incident 7", Approvers: []string{"group:dba"}, CreatedAt: base,
+		Requester: approval.Requester{Issuer: "https://idp", Subject: "agent-1"}}
+	b := a
+	b.ID, b.CreatedAt, b.Requester.Subject = "gr_b", base.Add(time.Minute), "agent-2"
+	for _, g := range []approval.Grant{a, b} {
+		if err := s.PutGrant(ctx(t), g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.Status, a.DecidedAt, a.ExpiresAt = approval.GrantActive, base.Add(time.Second), base.Add(30*time.Minute+time.Second)
+	a.Votes = []approval.Vote{{Issuer: "https://idp", Subject: "dana", Approve: true, Time: base.Add(time.Second)}}
+	if err := s.PutGrant(ctx(t), a); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetGrant(ctx(t), "gr_a"); err != nil || !reflect.DeepEqual(got, a) {
+		t.Fatalf("GetGrant = %+v, %v; want %+v", got, err, a)
+	}
+	for _, tc := range []struct {
+		f    approval.GrantFilter
+		want []string
+	}{
+		{approval.GrantFilter{}, []string{"gr_b", "gr_a"}},
+		{approval.GrantFilter{Status: approval.GrantActive}, []string{"gr_a"}},
+		{approval.GrantFilter{Subject: "agent-2"}, []string{"gr_b"}},
+		{approval.GrantFilter{Connection: "billing"}, nil},
+		{approval.GrantFilter{Limit: 1}, []string{"gr_b"}},
+	} {
+		got, err := s.ListGrants(ctx(t), tc.f)
+		var ids []string
+		for _, g := range got {
+			ids = append(ids, g.ID)
+		}
+		if err != nil || !reflect.DeepEqual(ids, tc.want) {
+			t.Errorf("ListGrants(%+v) = %v, %v; want %v", tc.f, ids, err, tc.want)
+		}
+	}
+}

@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventConcurrentAppend", testEventConcurrentAppend},
 		{"EventFailedAppend", testEventFailedAppend},
 		{"Reviews", testReviews},
+		{"Grants", testGrants},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)

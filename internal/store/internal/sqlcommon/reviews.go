@@ -11,26 +11,36 @@ import (
 // ReviewQuery builds the SELECT of ListReviews: body documents matching f,
 // most recent first. ph renders the i-th (1-based) placeholder.
 func ReviewQuery(f approval.Filter, ph func(i int) string) (string, []any) {
+	return DocQuery("reviews", string(f.Status), f.Connection, f.Subject, f.Limit, ph)
+}
+
+// GrantQuery builds the SELECT of ListGrants, like ReviewQuery.
+func GrantQuery(f approval.GrantFilter, ph func(i int) string) (string, []any) {
+	return DocQuery("grants", string(f.Status), f.Connection, f.Subject, f.Limit, ph)
+}
+
+// DocQuery selects the body documents of table (reviews or grants) by
+// status, connection and subject, most recent first.
+func DocQuery(table, status, connection, subject string, limit int, ph func(i int) string) (string, []any) {
 	var where []string
 	var args []any
 	add := func(col string, v any) {
 		args = append(args, v)
 		where = append(where, col+" = "+ph(len(args)))
 	}
-	if f.Status != "" {
-		add("status", string(f.Status))
+	if status != "" {
+		add("status", status)
 	}
-	if f.Connection != "" {
-		add("connection", f.Connection)
+	if connection != "" {
+		add("connection", connection)
 	}
-	if f.Subject != "" {
-		add("subject", f.Subject)
+	if subject != "" {
+		add("subject", subject)
 	}
-	q := "SELECT body FROM reviews"
+	q := "SELECT body FROM " + table
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
-	limit := f.Limit
 	if limit <= 0 {
 		limit = DefaultLimit
 	}
@@ -57,4 +67,41 @@ func DecodeReview(b []byte) (approval.Review, error) {
 		return r, fmt.Errorf("stored review is not valid JSON: %w", err)
 	}
 	return r, nil
+}
+
+// EncodeGrant returns the stored document of g.
+func EncodeGrant(g approval.Grant) ([]byte, error) {
+	if g.ID == "" {
+		return nil, fmt.Errorf("grant id is empty")
+	}
+	g.CreatedAt = Micro(g.CreatedAt)
+	if !g.DecidedAt.IsZero() {
+		g.DecidedAt = Micro(g.DecidedAt)
+	}
+	if !g.ExpiresAt.IsZero() {
+		g.ExpiresAt = Micro(g.ExpiresAt)
+	}
+	return json.Marshal(g)
+}
+
+// DecodeGrant parses a stored document.
+func DecodeGrant(b []byte) (approval.Grant, error) {
+	var g approval.Grant
+	if err := json.Unmarshal(b, &g); err != nil {
+		return g, fmt.Errorf("stored grant is not valid JSON: %w", err)
+	}
+	return g, nil
+}
+
+// DecodeAll decodes stored documents with decode.
+func DecodeAll[T any](docs [][]byte, decode func([]byte) (T, error)) ([]T, error) {
+	out := make([]T, 0, len(docs))
+	for _, b := range docs {
+		v, err := decode(b)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, nil
 }
