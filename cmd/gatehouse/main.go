@@ -118,6 +118,7 @@ with a bearer token (--token, GATEHOUSE_TOKEN).`,
 		c.newConnectionsCmd(),
 		c.newAuditCmd(),
 		c.newReviewsCmd(),
+		c.newGrantsCmd(),
 		c.newPolicyCmd(),
 		c.newVersionCmd(),
 	)

@@ -55,6 +55,8 @@ type Options struct {
 
 	// Reviews serves /api/v1/reviews (approvals); nil = the routes answer 404.
 	Reviews Reviews
+	// Grants serves /api/v1/grants (time-bound access); nil = 404.
+	Grants Grants
 }
 
 // maxBodyBytes bounds request bodies: a connection (with a PEM CA bundle) is
@@ -103,6 +105,7 @@ func New(o Options) http.Handler {
 		mux.Handle(APIPrefix+"/policies/reload", methods{http.MethodPost: s.admin(s.reloadPolicies)})
 	}
 	s.routeReviews(mux)
+	s.routeGrants(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})

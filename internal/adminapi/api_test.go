@@ -300,6 +300,11 @@ func TestOpenAPIDocument(t *testing.T) {
 		"/api/v1/reviews/{id}":         {"get"},
 		"/api/v1/reviews/{id}/approve": {"post"},
 		"/api/v1/reviews/{id}/deny":    {"post"},
+		"/api/v1/grants":               {"get", "post"},
+		"/api/v1/grants/{id}":          {"get"},
+		"/api/v1/grants/{id}/approve":  {"post"},
+		"/api/v1/grants/{id}/deny":     {"post"},
+		"/api/v1/grants/{id}/revoke":   {"post"},
 	}
 	for path, ms := range want {
 		for _, m := range ms {

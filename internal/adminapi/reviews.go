@@ -3,9 +3,7 @@ package adminapi
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -114,32 +112,13 @@ func (s *server) getReview(w http.ResponseWriter, r *http.Request) {
 func (s *server) vote(approve bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req VoteRequest
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBodyBytes))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad_request", "reading the request body: "+err.Error())
+		if !readJSON(w, r, &req) {
 			return
-		}
-		if len(body) > 0 {
-			if err := json.Unmarshal(body, &req); err != nil {
-				writeError(w, http.StatusBadRequest, "bad_request", `the body must be JSON like {"reason": "…"}: `+err.Error())
-				return
-			}
 		}
 		p := principalFrom(r.Context())
 		rv, err := s.o.Reviews.Vote(r.Context(), r.PathValue("id"), p, approve, req.Reason)
 		if err != nil {
-			status, code := http.StatusInternalServerError, "internal"
-			switch {
-			case errors.Is(err, approval.ErrNotFound):
-				status, code = http.StatusNotFound, "not_found"
-			case errors.Is(err, approval.ErrFinal), errors.Is(err, approval.ErrAlreadyVoted):
-				status, code = http.StatusConflict, "conflict"
-			case errors.Is(err, approval.ErrNotApprover), errors.Is(err, approval.ErrSelfApproval):
-				status, code = http.StatusForbidden, "forbidden"
-			case errors.Is(err, approval.ErrNeedReason):
-				status, code = http.StatusBadRequest, "bad_request"
-			}
-			writeError(w, status, code, err.Error())
+			approvalError(w, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, rv)

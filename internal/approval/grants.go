@@ -122,15 +122,21 @@ func (g *Grants) Load(ctx context.Context) error {
 	return nil
 }
 
-// Groups returns the groups p holds on connection through active grants at
-// now. It is on every statement's path: one map lookup, no lock.
-func (g *Grants) Groups(p *access.Principal, connection string, now time.Time) []string {
+// Groups returns the groups p holds on connection through grants active
+// now. It is on every statement's path: one map lookup, no lock; expiry
+// takes effect at the next statement.
+func (g *Grants) Groups(p *access.Principal, connection string) []string {
 	idx := *g.index.Load()
 	if len(idx) == 0 || p == nil {
 		return nil
 	}
+	grants := idx[grantKey(p.Issuer, p.Subject, connection)]
+	if len(grants) == 0 {
+		return nil
+	}
+	now := time.Now()
 	var out []string
-	for _, gr := range idx[grantKey(p.Issuer, p.Subject, connection)] {
+	for _, gr := range grants {
 		if now.Before(gr.ExpiresAt) {
 			out = append(out, gr.Group)
 		}

@@ -100,6 +100,7 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 func (c *Checkpoint) Decide(a *access.Action) access.Decision { return c.decide(a) }
 
 func (c *Checkpoint) decide(a *access.Action) access.Decision {
+	a = c.withGrants(a)
 	s := a.Session
 	sel, ok := c.access(s.Target.Name)
 	if !ok {

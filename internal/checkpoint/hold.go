@@ -20,6 +20,28 @@ type Approvals struct {
 	// HowTo tells a waiting client how an approver acts on review id
 	// (a CLI command and the API URL).
 	HowTo func(id string) string
+	// Grants adds the groups of active time-bound grants to a principal,
+	// per connection, at every statement; nil = none.
+	Grants *approval.Grants
+}
+
+// withGrants returns a with the session's principal holding the groups its
+// active grants give on this connection (a copy; the session is shared).
+func (c *Checkpoint) withGrants(a *access.Action) *access.Action {
+	if c.approvals == nil || c.approvals.Grants == nil || a.Session == nil {
+		return a
+	}
+	extra := c.approvals.Grants.Groups(a.Session.Principal, a.Session.Target.Name)
+	if len(extra) == 0 {
+		return a
+	}
+	p := *a.Session.Principal
+	p.Groups = append(append([]string(nil), p.Groups...), extra...)
+	s := *a.Session
+	s.Principal = &p
+	cp := *a
+	cp.Session = &s
+	return &cp
 }
 
 // WithApprovals makes review rules hold statements for approval instead of

@@ -2,7 +2,10 @@ package gateway
 
 import (
 	"context"
+
 	"fmt"
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/audit"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/approval"
@@ -39,7 +42,11 @@ func (g *Gateway) buildApprovals(ctx context.Context) error {
 	if err := g.approvals.Recover(ctx); err != nil {
 		return err
 	}
-	g.cp.WithApprovals(&checkpoint.Approvals{Service: g.approvals, HowTo: g.reviewHowTo})
+	g.grants = approval.NewGrants(g.store, approvers, g.onGrantEvent)
+	if err := g.grants.Load(ctx); err != nil {
+		return err
+	}
+	g.cp.WithApprovals(&checkpoint.Approvals{Service: g.approvals, HowTo: g.reviewHowTo, Grants: g.grants})
 	return nil
 }
 
@@ -86,4 +93,38 @@ func (g *Gateway) reviewHowTo(id string) string {
 		base = c.BaseURL(g.apiTLS)
 	}
 	return fmt.Sprintf("An approver runs: gatehouse reviews approve %s --api %s (or POST %s/api/v1/reviews/%s/approve)", id, base, base, id)
+}
+
+// grantAllows reports whether an active grant makes p a member of a group
+// the connection's access list names.
+func (g *Gateway) grantAllows(p *access.Principal, connection string, selectors []string) bool {
+	extra := g.grants.Groups(p, connection)
+	if len(extra) == 0 {
+		return false
+	}
+	q := *p
+	q.Groups = extra
+	return q.MatchesAny(selectors)
+}
+
+// onGrantEvent records grant changes in the audit log and tells the webhooks.
+func (g *Gateway) onGrantEvent(e approval.GrantEvent) {
+	gr := e.Grant
+	decision := map[approval.GrantStatus]string{approval.GrantActive: "allow", approval.GrantPending: "hold"}[gr.Status]
+	if decision == "" {
+		decision = "deny"
+	}
+	g.audit.Append(audit.Event{Type: e.Type, Issuer: gr.Requester.Issuer, Subject: gr.Requester.Subject,
+		Connection: gr.Connection, Decision: decision, Reason: gr.Outcome,
+		DetailValue: map[string]any{"grant_id": gr.ID, "group": gr.Group, "duration": gr.Duration.String(),
+			"reason": gr.Reason, "actor": e.Actor, "status": gr.Status, "expires_at": gr.ExpiresAt, "votes": gr.Votes}})
+	g.log.Info("grant "+string(gr.Status), "grant", gr.ID, "event", e.Type, "connection", gr.Connection,
+		"group", gr.Group, "subject", gr.Requester.Subject, "actor", e.Actor)
+	summary := fmt.Sprintf("%s asks for group %s on %s for %s: %s (grant %s)", gr.Requester.Subject, gr.Group, gr.Connection, gr.Duration, gr.Reason, gr.ID)
+	if e.Type != approval.EventGrantRequested {
+		summary = fmt.Sprintf("grant %s (%s, group %s on %s) is %s: %s", gr.ID, gr.Requester.Subject, gr.Group, gr.Connection, gr.Status, gr.Outcome)
+	}
+	for _, n := range g.reviewHooks {
+		n.Send(webhook.Event{Type: e.Type, Time: time.Now(), Summary: summary, Data: gr})
+	}
 }

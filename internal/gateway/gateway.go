@@ -63,6 +63,7 @@ type Gateway struct {
 	acl         *accessCache
 	policies    *policy.Reloadable // nil when no policies are configured
 	approvals   *approval.Service
+	grants      *approval.Grants
 	reviewHooks []*webhook.Notifier
 	basePol     *policy.Set // the policies of gatehouse.yaml (kept across reloads)
 	tls         *tls.Config
@@ -159,6 +160,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Audit: g.audit.Append, Logger: log,
 		ReloadPolicies: g.ReloadPolicies,
 		Reviews:        g.approvals,
+		Grants:         g.grants,
 		OnConnectionsChanged: func() {
 			if err := g.acl.refresh(context.Background()); err != nil {
 				log.Error("refreshing access lists", "err", err)

@@ -71,7 +71,7 @@ func (g *Gateway) Open(ctx context.Context, req engine.OpenRequest) (*engine.Ope
 	if err != nil {
 		return refuse(p, &engine.Error{Code: engine.CodeInternal, Message: "gatehouse could not read its connection store", Err: err})
 	}
-	if !p.MatchesAny(conn.Access) {
+	if !p.MatchesAny(conn.Access) && !g.grantAllows(p, conn.Name, conn.Access) {
 		return refuse(p, engine.Errorf(engine.CodeNoAccess, "%s is not allowed to use connection %q", describe(p), conn.Name))
 	}
 	up, err := g.upstream(conn)
