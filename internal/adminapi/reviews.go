@@ -129,11 +129,7 @@ func (s *server) vote(approve bool) http.HandlerFunc {
 // may see: one `event: <type>` with the review as JSON data per change, and
 // a comment line every 15 s so proxies keep the connection open.
 func (s *server) streamReviews(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "internal", "streaming is not supported by this server")
-		return
-	}
+	rc := http.NewResponseController(w)
 	p := principalFrom(r.Context())
 	events, stop := s.o.Reviews.Subscribe()
 	defer stop()
@@ -141,7 +137,9 @@ func (s *server) streamReviews(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
 	fmt.Fprint(w, ": gatehouse review events\n\n")
-	fl.Flush()
+	if err := rc.Flush(); err != nil {
+		return
+	}
 	tick := time.NewTicker(15 * time.Second)
 	defer tick.Stop()
 	for {
@@ -160,7 +158,9 @@ func (s *server) streamReviews(w http.ResponseWriter, r *http.Request) {
 			b, _ := json.Marshal(e.Review)
 			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", e.Type, b)
 		}
-		fl.Flush()
+		if err := rc.Flush(); err != nil {
+			return
+		}
 	}
 }
 

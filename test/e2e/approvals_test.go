@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -495,5 +496,60 @@ approvals:
 	}
 	if second := <-recv; second.typ != approval.EventApproved {
 		t.Fatalf("second notification: %+v", second)
+	}
+}
+
+// TestApprovalStream: an approver following GET /api/v1/reviews/stream sees
+// a held statement's review as a Server-Sent Event; a non-approver does not.
+func TestApprovalStream(t *testing.T) {
+	e, agent := approvalEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	follow := func(tok string) <-chan string {
+		req, _ := http.NewRequestWithContext(ctx, "GET", e.api+"/api/v1/reviews/stream", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("stream: %v %v", resp, err)
+		}
+		lines := make(chan string, 64)
+		go func() {
+			defer resp.Body.Close()
+			sc := bufio.NewScanner(resp.Body)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		return lines
+	}
+	dbaLines, eveLines := follow(e.token("dana", "dba")), follow(e.token("eve", "analysts"))
+	c, err := pgx.Connect(ctx, e.dsn("orders", agent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	go c.Exec(ctx, "delete from items where id = 3", pgx.QueryExecModeSimpleProtocol)
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l := <-dbaLines:
+			if l == "event: "+approval.EventCreated {
+				data := <-dbaLines
+				if !strings.HasPrefix(data, "data: ") || !strings.Contains(data, `"statement":"delete from items where id = 3"`) {
+					t.Fatalf("event data: %s", data)
+				}
+				select {
+				case l := <-eveLines:
+					if strings.HasPrefix(l, "event:") {
+						t.Fatalf("a non-approver saw %s", l)
+					}
+				case <-time.After(300 * time.Millisecond):
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no review.created event on the stream")
+		}
 	}
 }
