@@ -13,8 +13,15 @@ import (
 func (sc *scanner) word(i int) int {
 	s := sc.s
 	j := i + 1
-	for j < len(s) && classes[s[j]] <= clsWord && classes[s[j]] != clsOther { // digits, letters, '_'
+	for j < len(s) && wordByte[s[j]] {
 		j++
+	}
+	c := s[i]
+	if !wordStart[c] {
+		// Most words of prose: no detector starts on this letter. (Keys of
+		// key=value secrets and e-mail local parts are found by looking
+		// back from '=', ':' and '@'.)
+		return j
 	}
 	wlen := j - i
 	dashNext := j < len(s) && s[j] == '-'
@@ -24,7 +31,6 @@ func (sc *scanner) word(i int) int {
 	if i > 0 && (isWord(s[i-1]) || s[i-1] == '-') {
 		return j // the middle of something longer
 	}
-	c := s[i]
 	if sc.set.has(kJWT) && c == 'e' && wlen >= 10 && s[i+1] == 'y' && s[i+2] == 'J' {
 		if end := jwtAt(s, i); end > 0 {
 			sc.add(JWT, i, end)
@@ -37,13 +43,43 @@ func (sc *scanner) word(i int) int {
 			return end
 		}
 	}
-	if sc.set.has(kSecret) {
+	if sc.set.has(kSecret) && tokenPrefix(s[i:j]) {
 		if end := tokenAt(s, i, j); end > 0 {
 			sc.add(Secret, i, end)
 			return end
 		}
 	}
 	return j
+}
+
+// wordByte is [A-Za-z0-9_]; wordStart the first bytes a word() detector
+// can start with: 'e' (JWT), upper case (IBAN, AWS and GCP keys), and the
+// token prefixes gh/gl/xo/xa/sk/rk.
+var wordByte, wordStart = func() (w, st [256]bool) {
+	for c := 0; c < 256; c++ {
+		w[c] = isWord(byte(c))
+		st[c] = isUpper(byte(c)) || strings.IndexByte("egxsr", byte(c)) >= 0
+	}
+	return
+}()
+
+// tokenPrefix is a quick test of the first two bytes of a word against the
+// prefixes tokenAt knows, so that ordinary words skip it.
+func tokenPrefix(w string) bool {
+	if len(w) < 2 {
+		return false
+	}
+	switch w[0] {
+	case 'A':
+		return true
+	case 'g':
+		return w[1] == 'h' || w[1] == 'i' || w[1] == 'l'
+	case 'x':
+		return w[1] == 'o' || w[1] == 'a'
+	case 's', 'r':
+		return w[1] == 'k'
+	}
+	return false
 }
 
 func isTokenChar(c byte) bool { return isWord(c) || c == '-' }
@@ -443,9 +479,40 @@ func assignedSecret(s string, opStart, opEnd int) (int, int) {
 	return p, ve
 }
 
-// entropy is the Shannon entropy of s in bits per byte.
+// entropy is the Shannon entropy of s in bits per byte, computed as
+// log2(n) - Σ c·log2(c) / n with the c·log2(c) terms from a table (values
+// are at most 200 bytes long), so it costs no logarithm per call.
 func entropy(s string) float64 {
-	var counts [256]uint16
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s) >= len(cLog2c) {
+		return entropySlow(s)
+	}
+	var counts [256]uint8
+	sum := 0.0
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
+	}
+	for i := 0; i < len(s); i++ {
+		if c := counts[s[i]]; c > 0 {
+			sum += cLog2c[c]
+			counts[s[i]] = 0
+		}
+	}
+	n := len(s)
+	return math.Log2(float64(n)) - sum/float64(n)
+}
+
+var cLog2c = func() (t [256]float64) {
+	for c := 1; c < len(t); c++ {
+		t[c] = float64(c) * math.Log2(float64(c))
+	}
+	return
+}()
+
+func entropySlow(s string) float64 {
+	var counts [256]int
 	for i := 0; i < len(s); i++ {
 		counts[s[i]]++
 	}

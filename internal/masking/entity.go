@@ -323,14 +323,66 @@ func containsFold(s, word string) bool {
 	return false
 }
 
-// contextBefore reports whether one of words occurs in the up to `within`
-// bytes before i (case-insensitive).
-func contextBefore(s string, i, within int, words ...string) bool {
-	lo := max(i-within, 0)
+// labelSet is a set of lower-case labels looked for just before a
+// candidate ("order 555-123-4567"). second[c] has a bit per byte class
+// that a label starting with c continues with, so most positions of the
+// window are rejected with two table reads instead of one comparison per
+// label.
+type labelSet struct {
+	byFirst [256][]string
+	second  [256]uint64
+}
+
+// labelBit maps the second byte of a label to a bit: letters to their own,
+// everything else shares bit 63 (a false positive only costs a compare).
+func labelBit(c byte) uint64 {
+	if c >= 'a' && c <= 'z' {
+		return 1 << (c - 'a')
+	}
+	return 1 << 63
+}
+
+func newLabelSet(words ...string) *labelSet {
+	l := &labelSet{}
 	for _, w := range words {
-		if containsFold(s[lo:i], w) {
-			return true
+		l.byFirst[w[0]] = append(l.byFirst[w[0]], w)
+		l.second[w[0]] |= labelBit(w[1])
+	}
+	return l
+}
+
+// lowerTab is ASCII lower-casing as a table.
+var lowerTab = func() (t [256]byte) {
+	for c := range t {
+		t[c] = lower(byte(c))
+	}
+	return
+}()
+
+// contextBefore reports whether one of the labels occurs in the up to
+// `within` bytes before i, case-insensitively.
+func contextBefore(s string, i, within int, l *labelSet) bool {
+	lo := max(i-within, 0)
+	for j := lo; j+1 < i; j++ {
+		c := lowerTab[s[j]]
+		if l.second[c]&labelBit(lowerTab[s[j+1]]) == 0 {
+			continue
+		}
+		for _, word := range l.byFirst[c] {
+			if i-j >= len(word) && matchLower(s[j:j+len(word)], word) {
+				return true
+			}
 		}
 	}
 	return false
+}
+
+// matchLower reports whether s lower-cased equals word.
+func matchLower(s, word string) bool {
+	for k := 0; k < len(word); k++ {
+		if lowerTab[s[k]] != word[k] {
+			return false
+		}
+	}
+	return true
 }
