@@ -17,12 +17,6 @@ func (sc *scanner) word(i int) int {
 		j++
 	}
 	c := s[i]
-	if !wordStart[c] {
-		// Most words of prose: no detector starts on this letter. (Keys of
-		// key=value secrets and e-mail local parts are found by looking
-		// back from '=', ':' and '@'.)
-		return j
-	}
 	wlen := j - i
 	dashNext := j < len(s) && s[j] == '-'
 	if wlen < 4 && !dashNext {
@@ -52,16 +46,33 @@ func (sc *scanner) word(i int) int {
 	return j
 }
 
-// wordByte is [A-Za-z0-9_]; wordStart the first bytes a word() detector
-// can start with: 'e' (JWT), upper case (IBAN, AWS and GCP keys), and the
-// token prefixes gh/gl/xo/xa/sk/rk.
-var wordByte, wordStart = func() (w, st [256]bool) {
-	for c := 0; c < 256; c++ {
+// wordByte is [A-Za-z0-9_].
+var wordByte = func() (w [256]bool) {
+	for c := range w {
 		w[c] = isWord(byte(c))
-		st[c] = isUpper(byte(c)) || strings.IndexByte("egxsr", byte(c)) >= 0
 	}
 	return
 }()
+
+// wordMayMatch reports whether a word starting with bytes c, d can be
+// something word() detects: a JWT ("ey"), an IBAN (two capitals), an AWS
+// or GCP key ("AK", "A3", "AI", …) or a token prefix (gh, gi(thub_pat_),
+// gl(pat-), xo(x), xa(pp), sk, rk).
+func wordMayMatch(c, d byte) bool {
+	switch {
+	case isUpper(c):
+		return isUpper(d) || d == '3'
+	case c == 'e':
+		return d == 'y'
+	case c == 'g':
+		return d == 'h' || d == 'i' || d == 'l'
+	case c == 'x':
+		return d == 'o' || d == 'a'
+	case c == 's', c == 'r':
+		return d == 'k'
+	}
+	return false
+}
 
 // tokenPrefix is a quick test of the first two bytes of a word against the
 // prefixes tokenAt knows, so that ordinary words skip it.
@@ -396,19 +407,19 @@ func ipv6Around(s string, i int) (int, int) {
 	return st, end
 }
 
-var secretKeywords = []string{
+var secretKeywords = newLabelSet(
 	"secret", "token", "password", "passwd", "pwd", "apikey", "api_key", "api-key",
 	"access_key", "accesskey", "auth", "credential", "private_key", "privatekey", "client_secret",
-}
+)
 
 // Keys that contain a keyword but name something that is not a secret
 // (after gitleaks' generic-api-key allowlist).
-var secretKeyExclusions = []string{
+var secretKeyExclusions = newLabelSet(
 	"public", "_id", "-id", ".id", "name", "url", "uri", "endpoint", "file", "path", "length", "size",
 	"type", "count", "expires", "expiry", "ttl", "csrf", "hint", "policy", "format", "prefix", "max",
 	"min", "timeout", "version", "required", "enabled", "reset", "changed", "updated", "created",
 	"method", "header", "field", "strength", "provider", "mode",
-}
+)
 
 // assignedSecret recognises KEY <op> VALUE where KEY names a secret and
 // VALUE looks random (gitleaks' generic-api-key rule: keyword, operator,
@@ -427,23 +438,14 @@ func assignedSecret(s string, opStart, opEnd int) (int, int) {
 		return 0, 0
 	}
 	key := s[k:ke]
-	found := false
-	for _, kw := range secretKeywords {
-		if containsFold(key, kw) {
-			found = true
-			break
-		}
-	}
-	if !found {
+	if !secretKeywords.in(key) {
 		return 0, 0
 	}
 	if equalFold(key, "author") || equalFold(key, "authors") {
 		return 0, 0
 	}
-	for _, ex := range secretKeyExclusions {
-		if containsFold(key, ex) {
-			return 0, 0
-		}
+	if secretKeyExclusions.in(key) {
+		return 0, 0
 	}
 	// Value: skip up to 5 quote/space bytes and an HTTP auth scheme.
 	p := opEnd

@@ -119,7 +119,9 @@ func MaskEntities(text string, kinds []Entity) (string, int) {
 	for _, m := range ms {
 		maskMatch(b, m)
 	}
-	return string(b), len(ms)
+	// b is not written again and nothing else refers to it: hand it out
+	// as the string instead of copying it a second time.
+	return unsafe.String(unsafe.SliceData(b), len(b)), len(ms)
 }
 
 // MaskEntitiesInPlace masks the entities found in b, in place (masks keep
@@ -257,8 +259,21 @@ func detect(s string, set kindSet, out []Match) []Match {
 		switch classes[s[i]] {
 		case clsOther:
 			i++
+			for i < n && classes[s[i]] == clsOther {
+				i++
+			}
 		case clsWord:
-			i = sc.word(i)
+			if i+1 < n && wordMayMatch(s[i], s[i+1]) {
+				i = sc.word(i)
+				break
+			}
+			// Most words of prose: no detector starts with these two
+			// bytes. (Keys of key=value secrets and e-mail local parts are
+			// found by looking back from '=', ':' and '@'.)
+			i++
+			for i < n && wordByte[s[i]] {
+				i++
+			}
 		case clsDigit:
 			i = sc.number(i)
 		case clsAt:
@@ -309,20 +324,6 @@ func spanEnd(s string, i int, ok func(byte) bool) int {
 	return i
 }
 
-// containsFold reports whether the lower-cased s contains word (lower case).
-func containsFold(s, word string) bool {
-	for i := 0; i+len(word) <= len(s); i++ {
-		j := 0
-		for j < len(word) && lower(s[i+j]) == word[j] {
-			j++
-		}
-		if j == len(word) {
-			return true
-		}
-	}
-	return false
-}
-
 // labelSet is a set of lower-case labels looked for just before a
 // candidate ("order 555-123-4567"). second[c] has a bit per byte class
 // that a label starting with c continues with, so most positions of the
@@ -362,14 +363,18 @@ var lowerTab = func() (t [256]byte) {
 // contextBefore reports whether one of the labels occurs in the up to
 // `within` bytes before i, case-insensitively.
 func contextBefore(s string, i, within int, l *labelSet) bool {
-	lo := max(i-within, 0)
-	for j := lo; j+1 < i; j++ {
+	return l.in(s[max(i-within, 0):i])
+}
+
+// in reports whether one of the labels occurs in s, case-insensitively.
+func (l *labelSet) in(s string) bool {
+	for j := 0; j+1 < len(s); j++ {
 		c := lowerTab[s[j]]
 		if l.second[c]&labelBit(lowerTab[s[j+1]]) == 0 {
 			continue
 		}
 		for _, word := range l.byFirst[c] {
-			if i-j >= len(word) && matchLower(s[j:j+len(word)], word) {
+			if len(s)-j >= len(word) && matchLower(s[j:j+len(word)], word) {
 				return true
 			}
 		}
