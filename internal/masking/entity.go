@@ -60,25 +60,36 @@ const (
 )
 
 func kindBit(e Entity) kindSet {
-	switch e {
-	case CreditCard:
-		return kCard
-	case Email:
-		return kEmail
-	case Phone:
-		return kPhone
-	case USSSN:
-		return kSSN
-	case IBAN:
-		return kIBAN
-	case IPAddress:
-		return kIP
-	case JWT:
-		return kJWT
-	case Secret:
-		return kSecret
+	// By first byte, then exact: this runs for every masked text value.
+	if len(e) < 2 {
+		return 0
 	}
-	return 0
+	var k Entity
+	var bit kindSet
+	switch e[0] {
+	case 'c':
+		k, bit = CreditCard, kCard
+	case 'e':
+		k, bit = Email, kEmail
+	case 'p':
+		k, bit = Phone, kPhone
+	case 'u':
+		k, bit = USSSN, kSSN
+	case 'i':
+		if e[1] == 'p' {
+			k, bit = IPAddress, kIP
+		} else {
+			k, bit = IBAN, kIBAN
+		}
+	case 'j':
+		k, bit = JWT, kJWT
+	case 's':
+		k, bit = Secret, kSecret
+	}
+	if e != k {
+		return 0
+	}
+	return bit
 }
 
 // setOf turns a kinds list into a bit set; an empty list means every kind
@@ -227,11 +238,19 @@ var classes = func() (t [256]uint8) {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
-func isAlnum(c byte) bool { return isDigit(c) || isUpper(c) || isLower(c) }
+func isAlnum(c byte) bool { return alnumTab[c] }
 func isWord(c byte) bool  { return isAlnum(c) || c == '_' }
 func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
+var alnumTab = func() (t [256]bool) {
+	for c := range t {
+		b := byte(c)
+		t[c] = isDigit(b) || isUpper(b) || isLower(b)
+	}
+	return
+}()
+
 func lower(c byte) byte {
 	if isUpper(c) {
 		return c + 32
