@@ -243,6 +243,7 @@ func isWord(c byte) bool  { return isAlnum(c) || c == '_' }
 func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
+
 var alnumTab = func() (t [256]bool) {
 	for c := range t {
 		b := byte(c)
