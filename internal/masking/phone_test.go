@@ -136,3 +136,35 @@ func TestPhoneValidMatchesLibrary(t *testing.T) {
 		t.Errorf("only %d of %d candidates decided without the library", decided, len(cands))
 	}
 }
+
+// FuzzPhoneValid: for any digit string, with or without '+', the DFA
+// replay agrees with phonenumbers.Parse + IsValidNumber whenever it decides.
+func FuzzPhoneValid(f *testing.F) {
+	for _, s := range []string{"+14156273980", "2127364821", "+442079460321", "+81332245000", "0119876543210", "18005551234", "+8005551234"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		plus := strings.HasPrefix(s, "+")
+		var digits []byte
+		for i := 0; i < len(s) && len(digits) < 20; i++ {
+			if isDigit(s[i]) {
+				digits = append(digits, s[i])
+			}
+		}
+		if len(digits) < 2 {
+			return
+		}
+		cand := string(digits)
+		if plus {
+			cand = "+" + cand
+		}
+		got, ok := phoneValidFast(plus, digits)
+		if !ok {
+			return
+		}
+		num, err := phonenumbers.Parse(cand, phoneRegionDefault)
+		if want := err == nil && phonenumbers.IsValidNumber(num); got != want {
+			t.Fatalf("%q: fast path says valid=%v, library %v", cand, got, want)
+		}
+	})
+}
