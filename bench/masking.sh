@@ -131,17 +131,30 @@ paths=(direct gw_none gw_rules gw_mask)
 	fi
 )
 
+# cputicks PATH: user+system clock ticks the path's gateway has used so far
+# (empty for direct). CPU per query is far less sensitive than TPS to other
+# load on the machine, which only stretches the wall clock.
+cputicks() {
+	[[ -f $work/$1/gatehouse.pid ]] || return 0
+	awk '{print $14 + $15}' "/proc/$(cat "$work/$1/gatehouse.pid")/stat" 2>/dev/null || true
+}
+hz=$(getconf CLK_TCK)
+
 sample() { # PATH MODE CLIENTS ROUND
-	local out=$work/run-$1-$2-$3-$4.log
+	local out=$work/run-$1-$2-$3-$4.log c0 c1
+	c0=$(cputicks "$1")
 	(
 		. "$work/$1.env"
 		pgbench -n -f "$work/select.sql" -M "$2" -c "$3" -j "$3" -T "$T" bench >"$out" 2>&1
 	) || { log "pgbench failed on $1 -M $2 -c $3:"; tail -n 5 "$out" >&2; return 0; }
-	local tps lat
+	c1=$(cputicks "$1")
+	local tps lat n cpu
 	tps=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$out" | tail -n1)
 	lat=$(sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p' "$out")
-	echo "$1 $2 $3 $tps $lat" >>"$work/samples"
-	log "round $4: $1 -M $2 -c $3: $tps tps, $lat ms"
+	n=$(sed -nE 's/^number of transactions actually processed: ([0-9]+).*/\1/p' "$out")
+	cpu=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$hz" 'BEGIN { if (a == "" || b == "" || n + 0 == 0) print "-"; else printf "%.1f", (b - a) / hz * 1e6 / n }')
+	echo "$1 $2 $3 $tps $lat $cpu" >>"$work/samples"
+	log "round $4: $1 -M $2 -c $3: $tps tps, $lat ms, gateway CPU $cpu µs/query"
 }
 
 ncells=$(($(wc -w <<<"$modes") * $(wc -w <<<"$clients")))
@@ -162,7 +175,7 @@ for r in $(seq 1 "$R"); do
 done
 
 median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print ""; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-stat() { awk -v p="$1" -v m="$2" -v c="$3" -v f="$4" '$1 == p && $2 == m && $3 == c {print $f}' "$work/samples" | median; }
+stat() { awk -v p="$1" -v m="$2" -v c="$3" -v f="$4" '$1 == p && $2 == m && $3 == c && $f != "-" {print $f}' "$work/samples" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.2f", a / b }'; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "–"; else printf f, v }'; }
 
@@ -177,6 +190,18 @@ fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "–"; else printf f
 		for c in $clients; do
 			dt=$(stat direct "$m" "$c" 4) nt=$(stat gw_none "$m" "$c" 4) rt=$(stat gw_rules "$m" "$c" 4) mt=$(stat gw_mask "$m" "$c" 4)
 			echo "| $m | $c | $(fmt "$dt" %.0f) | $(fmt "$nt" %.0f) | $(fmt "$rt" %.0f) | $(fmt "$mt" %.0f) | $(fmt "$(awk -v t="$mt" -v n="$rows" 'BEGIN { if (t != "") print t * n }')" %.0f) | $(ratio "$mt" "$nt") | $(ratio "$mt" "$rt") |"
+		done
+	done
+	echo
+	echo "Gateway CPU per query (user + system, µs; medians), less sensitive to other load than TPS:"
+	echo
+	echo "| mode | clients | no policy | rules only | masking | masking − rules only | per row |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	for m in $modes; do
+		for c in $clients; do
+			nc=$(stat gw_none "$m" "$c" 6) rc=$(stat gw_rules "$m" "$c" 6) mc=$(stat gw_mask "$m" "$c" 6)
+			d=$(awk -v a="$mc" -v b="$rc" 'BEGIN { if (a != "" && b != "") print a - b }')
+			echo "| $m | $c | $(fmt "$nc" %.0f) | $(fmt "$rc" %.0f) | $(fmt "$mc" %.0f) | $(fmt "$d" %.0f) | $(fmt "$(awk -v d="$d" -v n="$rows" 'BEGIN { if (d != "") print d / n }')" %.2f) |"
 		done
 	done
 	echo
