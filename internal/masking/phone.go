@@ -64,24 +64,36 @@ func compileDigitDFA(patterns ...string) *digitDFA {
 	// A thread is pattern<<20 | pc. closure adds a thread and what it
 	// reaches without reading a digit; '$' instructions stay in the set,
 	// pending, and are crossed only at the end of the input.
-	type seenSet map[uint32]bool
-	var closure func(set []uint32, seen seenSet, th uint32, crossEnd bool) []uint32
-	closure = func(set []uint32, seen seenSet, th uint32, crossEnd bool) []uint32 {
-		if seen[th] {
+	// stamps mark the threads one closure has visited: a stamp per
+	// instruction, bumped per closure, so that nothing is cleared or
+	// allocated for each (state, digit) pair.
+	base := make([]uint32, len(progs))
+	total := uint32(0)
+	for k, p := range progs {
+		base[k] = total
+		total += uint32(len(p.Inst))
+	}
+	stamps := make([]uint32, total)
+	stamp := uint32(0)
+	newSeen := func() { stamp++ }
+	var closure func(set []uint32, th uint32, crossEnd bool) []uint32
+	closure = func(set []uint32, th uint32, crossEnd bool) []uint32 {
+		at := base[th>>20] + th&(1<<20-1)
+		if stamps[at] == stamp {
 			return set
 		}
-		seen[th] = true
+		stamps[at] = stamp
 		k, pc := th>>20, th&(1<<20-1)
 		in := &progs[k].Inst[pc]
 		switch in.Op {
 		case syntax.InstAlt, syntax.InstAltMatch:
-			set = closure(set, seen, k<<20|in.Out, crossEnd)
-			return closure(set, seen, k<<20|in.Arg, crossEnd)
+			set = closure(set, k<<20|in.Out, crossEnd)
+			return closure(set, k<<20|in.Arg, crossEnd)
 		case syntax.InstNop, syntax.InstCapture:
-			return closure(set, seen, k<<20|in.Out, crossEnd)
+			return closure(set, k<<20|in.Out, crossEnd)
 		case syntax.InstEmptyWidth:
 			if crossEnd {
-				return closure(set, seen, k<<20|in.Out, crossEnd)
+				return closure(set, k<<20|in.Out, crossEnd)
 			}
 		case syntax.InstFail:
 			return set
@@ -117,18 +129,18 @@ func compileDigitDFA(patterns ...string) *digitDFA {
 		sets = append(sets, set)
 		d.next = append(d.next, make([]int32, 10)...)
 		var end []uint32
-		seen := seenSet{}
+		newSeen()
 		for _, th := range set {
-			end = closure(end, seen, th, true)
+			end = closure(end, th, true)
 		}
 		d.accNow = append(d.accNow, matches(set))
 		d.accEnd = append(d.accEnd, matches(end))
 		return id
 	}
 	var start []uint32
-	seen := seenSet{}
+	newSeen()
 	for k, p := range progs {
-		start = closure(start, seen, uint32(k)<<20|uint32(p.Start), false)
+		start = closure(start, uint32(k)<<20|uint32(p.Start), false)
 	}
 	if add(start) != 1 {
 		return nil // no pattern can match anything
@@ -139,13 +151,13 @@ func compileDigitDFA(patterns ...string) *digitDFA {
 		}
 		for dig := 0; dig < 10; dig++ {
 			var nxt []uint32
-			seen := seenSet{}
+			newSeen()
 			for _, th := range sets[id] {
 				in := &progs[th>>20].Inst[th&(1<<20-1)]
 				switch in.Op {
 				case syntax.InstRune, syntax.InstRune1, syntax.InstRuneAny, syntax.InstRuneAnyNotNL:
 					if in.MatchRune(rune('0' + dig)) {
-						nxt = closure(nxt, seen, th&^(1<<20-1)|in.Out, false)
+						nxt = closure(nxt, th&^(1<<20-1)|in.Out, false)
 					}
 				}
 			}
