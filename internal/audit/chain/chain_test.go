@@ -19,21 +19,21 @@ var update = flag.Bool("update", false, "rewrite testdata/vectors.json")
 // vectorEvent is one golden event: inputs, then the expected encoding and
 // hash. The chain links: each prev_hash is the previous event's hash.
 type vectorEvent struct {
-	Node        string          `json:"node"`
-	NodeSeq     int64           `json:"node_seq"`
-	PrevHash    Digest          `json:"prev_hash"`
-	Time        time.Time       `json:"time"`
-	Type        string          `json:"type"`
-	SessionID   string          `json:"session_id"`
-	Issuer      string          `json:"issuer"`
-	Subject     string          `json:"subject"`
-	Connection  string          `json:"connection"`
-	Decision    string          `json:"decision"`
-	Reason      string          `json:"reason"`
-	Statement   string          `json:"statement"`
-	Detail      string          `json:"detail"` // the stored JSON bytes, as a string ("" = none)
-	EncodingHex string          `json:"encoding_hex"`
-	Hash        Digest          `json:"hash"`
+	Node        string    `json:"node"`
+	NodeSeq     int64     `json:"node_seq"`
+	PrevHash    Digest    `json:"prev_hash"`
+	Time        time.Time `json:"time"`
+	Type        string    `json:"type"`
+	SessionID   string    `json:"session_id"`
+	Issuer      string    `json:"issuer"`
+	Subject     string    `json:"subject"`
+	Connection  string    `json:"connection"`
+	Decision    string    `json:"decision"`
+	Reason      string    `json:"reason"`
+	Statement   string    `json:"statement"`
+	Detail      string    `json:"detail"` // the stored JSON bytes, as a string ("" = none)
+	EncodingHex string    `json:"encoding_hex"`
+	Hash        Digest    `json:"hash"`
 }
 
 type vectorCheckpoint struct {
