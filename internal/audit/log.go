@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse/gatehouse/internal/audit/chain"
 )
@@ -270,6 +272,14 @@ func (l *Log) prepare(batch []Event) {
 		}
 		if !l.chained {
 			continue
+		}
+		// Text columns and JSON hold only UTF-8: a client can send other
+		// bytes (a denied statement never reaches PostgreSQL's check), and
+		// an export would carry them as U+FFFD, no longer the hashed bytes.
+		for _, p := range [...]*string{&e.Type, &e.SessionID, &e.Issuer, &e.Subject, &e.Connection, &e.Decision, &e.Reason, &e.Statement} {
+			if !utf8.ValidString(*p) {
+				*p = strings.ToValidUTF8(*p, "\uFFFD")
+			}
 		}
 		// The store keeps UTC microseconds; hash exactly what it keeps.
 		e.Time = e.Time.UTC().Truncate(time.Microsecond)

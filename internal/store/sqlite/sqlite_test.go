@@ -23,6 +23,24 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestTamper changes a stored chain with SQL in every way the suite knows;
+// verification must name the first bad node_seq.
+func TestTamper(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) (store.Store, storetest.Exec) {
+		dir := t.TempDir()
+		s, err := OpenDir(t.Context(), dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, func(t *testing.T, q string) {
+			t.Helper()
+			if _, err := s.w.ExecContext(context.Background(), storetest.Dialect("sqlite", q)); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	})
+}
+
 func TestOpenDirCreatesPrivateFiles(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data", "nested")
 	s, err := OpenDir(t.Context(), dir)
