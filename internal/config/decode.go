@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -279,6 +280,21 @@ func (d *decoder) integer(dst *int) fieldFunc {
 	}
 }
 
+func (d *decoder) duration(dst *Duration) fieldFunc {
+	return func(n *yaml.Node, path string) {
+		s, line, ok := d.scalar(n, path)
+		if !ok {
+			return
+		}
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			d.add(line, path, "must be a duration such as 10s or 1m (got %q)", s)
+			return
+		}
+		*dst = Duration(v)
+	}
+}
+
 func (d *decoder) size(dst *ByteSize) fieldFunc {
 	return func(n *yaml.Node, path string) {
 		s, line, ok := d.scalar(n, path)
@@ -355,7 +371,11 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		},
 		"audit": func(v *yaml.Node, key string) {
 			d.mapping(v, key, map[string]fieldFunc{
-				"queue_size": d.integer(&c.Audit.QueueSize),
+				"queue_size":          d.integer(&c.Audit.QueueSize),
+				"node":                d.str(&c.Audit.Node),
+				"signing_key":         d.secret(&c.Audit.SigningKey),
+				"checkpoint_every":    d.integer(&c.Audit.CheckpointEvery),
+				"checkpoint_interval": d.duration(&c.Audit.CheckpointInterval),
 			})
 		},
 		// Policies are compiled by package policy (CEL), which needs the

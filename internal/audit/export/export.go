@@ -27,6 +27,7 @@ const (
 	RecordHeader     = "header"
 	RecordCheckpoint = "checkpoint"
 	RecordEvent      = "event"
+	RecordEnd        = "end"
 )
 
 // Header is the first line of an export.
@@ -56,6 +57,14 @@ type CheckpointLine struct {
 	audit.Checkpoint
 }
 
+// End is the last line of an export. It guards against a transfer cut off
+// at a line boundary (not against an editor, who can fix the counts).
+type End struct {
+	Record      string `json:"record"` // "end"
+	Events      int    `json:"events"`
+	Checkpoints int    `json:"checkpoints"`
+}
+
 // Source is what an export reads (a store.Store).
 type Source interface {
 	ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error)
@@ -74,7 +83,7 @@ type Options struct {
 const pageSize = 1000
 
 // Write streams an export of src to w: a header, then checkpoints, then
-// events in store order.
+// events in store order, then an end line.
 //
 // Checkpoints come first so a verifier can check a stream of any length in
 // memory proportional to the checkpoints only. They are read before the
@@ -115,14 +124,14 @@ func Write(ctx context.Context, w io.Writer, src Source, o Options) error {
 	if err := enc.Encode(h); err != nil {
 		return err
 	}
-	if err := writeCheckpoints(ctx, enc, src, o.Node, from); err != nil {
+	end := End{Record: RecordEnd}
+	n, err := writeCheckpoints(ctx, enc, src, o.Node, from)
+	if err != nil {
 		return err
 	}
-	if from < 0 {
-		return nil
-	}
+	end.Checkpoints = n
 	after := max(from-1, 0)
-	for {
+	for from >= 0 {
 		evs, err := src.ListEvents(ctx, audit.Filter{Node: o.Node, AfterSeq: after, Ascending: true, Limit: pageSize})
 		if err != nil {
 			return err
@@ -134,23 +143,26 @@ func Write(ctx context.Context, w io.Writer, src Source, o Options) error {
 				return err
 			}
 			after = e.Seq
+			end.Events++
 		}
 		if len(evs) < pageSize {
-			return nil
+			break
 		}
 	}
+	return enc.Encode(end)
 }
 
 // writeCheckpoints writes the checkpoints of node (all nodes when ""). For
 // a partial export starting at global seq from, a node's checkpoints are
 // kept when they sign a node_seq after the node's last event before from.
-func writeCheckpoints(ctx context.Context, enc *json.Encoder, src Source, node string, from int64) error {
+func writeCheckpoints(ctx context.Context, enc *json.Encoder, src Source, node string, from int64) (int, error) {
 	before := map[string]int64{} // node → last node_seq before the range
 	var after int64
+	n := 0
 	for {
 		cps, err := src.ListCheckpoints(ctx, audit.CheckpointFilter{Node: node, AfterID: after, Limit: pageSize})
 		if err != nil {
-			return err
+			return n, err
 		}
 		for _, c := range cps {
 			after = c.ID
@@ -163,7 +175,7 @@ func writeCheckpoints(ctx context.Context, enc *json.Encoder, src Source, node s
 					}
 					last, err := src.ListEvents(ctx, f)
 					if err != nil {
-						return err
+						return n, err
 					}
 					if len(last) > 0 {
 						p = last[0].NodeSeq
@@ -175,11 +187,12 @@ func writeCheckpoints(ctx context.Context, enc *json.Encoder, src Source, node s
 				}
 			}
 			if err := enc.Encode(CheckpointLine{Record: RecordCheckpoint, Checkpoint: c}); err != nil {
-				return err
+				return n, err
 			}
+			n++
 		}
 		if len(cps) < pageSize {
-			return nil
+			return n, nil
 		}
 	}
 }

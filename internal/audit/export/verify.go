@@ -93,6 +93,7 @@ type verifier struct {
 	header  bool
 	chained bool // a chained event has been seen
 	events  bool // an event line has been seen
+	end     *End // the end line, once seen
 }
 
 // maxLine bounds one line: an event carries at most a statement of
@@ -140,6 +141,9 @@ func Verify(r io.Reader, keys []ed25519.PublicKey) (*Report, error) {
 		return nil, errors.New("the export is empty")
 	}
 	v.finish()
+	if v.header && v.end == nil {
+		v.problem(Problem{Message: "the export has no end record: it is incomplete (a transfer cut off?)"})
+	}
 	return &v.rep, nil
 }
 
@@ -162,6 +166,9 @@ func (v *verifier) node(name string) *nodeState {
 func (v *verifier) parse(line []byte) error {
 	if len(line) == 0 {
 		return nil // blank lines are allowed
+	}
+	if v.end != nil {
+		return errors.New("data after the end record")
 	}
 	var kind struct {
 		Record string `json:"record"`
@@ -208,8 +215,18 @@ func (v *verifier) parse(line []byte) error {
 		}
 		v.events = true
 		v.event(&e.Event)
+	case RecordEnd:
+		var e End
+		if err := json.Unmarshal(line, &e); err != nil {
+			return fmt.Errorf("invalid end record: %w", err)
+		}
+		v.end = &e
+		if e.Events != v.rep.Events || e.Checkpoints != v.rep.Checkpoints {
+			v.problem(Problem{Message: fmt.Sprintf("the end record counts %d events and %d checkpoints, the export holds %d and %d: lines were removed or added",
+				e.Events, e.Checkpoints, v.rep.Events, v.rep.Checkpoints)})
+		}
 	default:
-		return fmt.Errorf("unknown record kind %q (want header, checkpoint or event)", kind.Record)
+		return fmt.Errorf("unknown record kind %q (want header, checkpoint, event or end)", kind.Record)
 	}
 	return nil
 }
