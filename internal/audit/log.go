@@ -350,5 +350,7 @@ func (l *Log) checkpoint() {
 		return
 	}
 	l.signed = h.NodeSeq
-	l.checkpoints.Add(1)
+	if c.ID != 0 { // 0: this head was already signed (by an earlier run)
+		l.checkpoints.Add(1)
+	}
 }

@@ -104,7 +104,7 @@ func Write(ctx context.Context, w io.Writer, src Source, o Options) error {
 	enc.SetEscapeHTML(false)
 	h := Header{Record: RecordHeader, Format: Format, Version: Version, Created: o.Now.UTC(), Node: o.Node}
 	for _, hd := range o.Heads {
-		if o.Node == "" || hd.Node == o.Node {
+		if hd.NodeSeq > 0 && (o.Node == "" || hd.Node == o.Node) { // an empty chain has no head to check
 			h.Heads = append(h.Heads, hd)
 		}
 	}

@@ -211,6 +211,11 @@ func TestVerifyReport(t *testing.T) {
 	if !rep.OK() {
 		t.Errorf("live: %v", rep.Problems)
 	}
+	// An empty chain's zero head is no anchor.
+	rep = verify(t, f.export(t, export.Options{Heads: []audit.Head{f.head, {Node: "fresh"}}}), f.pub)
+	if !rep.OK() || len(rep.Nodes) != 1 {
+		t.Errorf("zero head: %+v", rep)
+	}
 	// A head the export lacks is truncation.
 	h := f.head
 	h.NodeSeq = 30
