@@ -273,3 +273,23 @@ func BenchmarkHash(b *testing.B) {
 		h.Sum(&f)
 	}
 }
+
+// FuzzParseKeys feeds key parsers garbage: an error, never a panic, and a
+// parsed key always has the right size.
+func FuzzParseKeys(f *testing.F) {
+	k, _ := GenerateKey()
+	f.Add(PrivateKeyPEM(k))
+	f.Add(PublicKeyPEM(k.Public().(ed25519.PublicKey)))
+	f.Add([]byte(base64.StdEncoding.EncodeToString(k.Seed())))
+	f.Add([]byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if k, err := ParsePrivateKey(b); err == nil && len(k) != ed25519.PrivateKeySize {
+			t.Fatalf("private key of %d bytes", len(k))
+		}
+		if p, err := ParsePublicKey(b); err == nil && len(p) != ed25519.PublicKeySize {
+			t.Fatalf("public key of %d bytes", len(p))
+		}
+		var d Digest
+		_ = d.UnmarshalText(b)
+	})
+}
