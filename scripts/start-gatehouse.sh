@@ -93,6 +93,7 @@ wait_port() { # port timeout_tenths
 mkdir -p "$dir"
 chmod 0700 "$dir"
 (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/secret.key")
+(umask 077 && head -c 32 /dev/urandom | base64 >"$dir/audit-signing.key")
 
 ok=0
 for attempt in 1 2 3; do
@@ -102,6 +103,8 @@ for attempt in 1 2 3; do
 		echo "listen: { api: 127.0.0.1:$api, postgres: 127.0.0.1:$pgport }"
 		echo "data_dir: $dir/data"
 		echo "secret_key: file:$dir/secret.key"
+		echo "audit:"
+		echo "  signing_key: file:$dir/audit-signing.key"
 		echo "identity: { dev_issuer: true }"
 		echo 'admins: ["group:admins"]'
 		[[ -n $policies ]] && echo "policies_file: $policies"

@@ -17,11 +17,11 @@ import (
 func (c *cli) newAuditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
-		Short: "Read the audit log",
+		Short: "Read, export and verify the audit log",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(c.newAuditTailCmd())
+	cmd.AddCommand(c.newAuditTailCmd(), c.newAuditExportCmd(), c.newAuditVerifyCmd(), c.newAuditKeygenCmd())
 	return cmd
 }
 
