@@ -127,6 +127,16 @@ func Warm() {
 
 // inspect parses sql without the cache.
 func inspect(sql string) (*Facts, error) {
+	tree, err := parse(sql)
+	if err != nil {
+		return nil, err
+	}
+	f, _ := treeFacts(sql, tree)
+	return f, nil
+}
+
+// parse runs the grammar over sql.
+func parse(sql string) (*pgq.ParseResult, error) {
 	// The grammar takes a C string: a NUL would end the text early and hide
 	// what follows from inspection. PostgreSQL itself cannot receive one in
 	// a query, so refuse it.
@@ -141,27 +151,36 @@ func inspect(sql string) (*Facts, error) {
 		}
 		return nil, &ParseError{Message: err.Error()}
 	}
-	f := &Facts{Statements: make([]Statement, 0, len(tree.Stmts))}
-	for _, raw := range tree.Stmts {
-		st := statementFacts(raw.GetStmt())
-		st.Text = stmtText(sql, raw)
-		f.Statements = append(f.Statements, st)
-	}
-	return f, nil
+	return tree, nil
 }
 
-// stmtText cuts a statement out of sql by its byte location and length. A
-// length of 0 means "to the end of the text".
-func stmtText(sql string, raw *pgq.RawStmt) string {
+// treeFacts returns the facts of a parse tree of sql, and each statement's
+// byte range in sql as libpg_query delimits it (before trimming).
+func treeFacts(sql string, tree *pgq.ParseResult) (*Facts, [][2]int) {
+	f := &Facts{Statements: make([]Statement, 0, len(tree.Stmts))}
+	bounds := make([][2]int, 0, len(tree.Stmts))
+	for _, raw := range tree.Stmts {
+		st := statementFacts(raw.GetStmt())
+		b := stmtBounds(sql, raw)
+		st.Text = strings.TrimSpace(sql[b[0]:b[1]])
+		f.Statements = append(f.Statements, st)
+		bounds = append(bounds, b)
+	}
+	return f, bounds
+}
+
+// stmtBounds returns a statement's byte range in sql from its location and
+// length. A length of 0 means "to the end of the text".
+func stmtBounds(sql string, raw *pgq.RawStmt) [2]int {
 	start, n := int(raw.GetStmtLocation()), int(raw.GetStmtLen())
 	if start < 0 || start > len(sql) {
-		return ""
+		return [2]int{len(sql), len(sql)}
 	}
 	end := len(sql)
 	if n > 0 && start+n <= len(sql) {
 		end = start + n
 	}
-	return strings.TrimSpace(sql[start:end])
+	return [2]int{start, end}
 }
 
 // statementFacts walks one statement's tree.
