@@ -17,7 +17,9 @@ import (
 // parameters) costs a lexical pass instead of a libpg_query parse. A shape
 // is served only when the checks in shape.go prove its facts independent of
 // its literals; otherwise it is marked exact-only and its texts take the
-// first level. Statement.Text is always cut from the text being inspected.
+// first level. A shape is learnt (which costs a second parse, see
+// shape.go) the second time it is seen, so one-off statements pay no more
+// than before. Statement.Text is always cut from the text being inspected.
 // Parse errors are cached by exact text only.
 
 // Default limits: enough for every distinct statement of a busy application
@@ -81,12 +83,16 @@ func (c *cache) inspect(sql string) (*Facts, error) {
 	nb := c.keys.Get().(*normBuf)
 	defer c.keys.Put(nb)
 	var normalized bool
+	var known *shape
 	nb.key, nb.spans, normalized = normalize(sql, nb.key[:0], nb.spans[:0])
 	if normalized {
-		if sh, ok := c.shapes.getBytes(nb.key); ok && !sh.exactOnly {
-			c.hits.Add(1)
-			c.normHits.Add(1)
-			return sh.factsFor(sql, nb.spans), nil
+		if sh, ok := c.shapes.getBytes(nb.key); ok {
+			if sh.facts != nil {
+				c.hits.Add(1)
+				c.normHits.Add(1)
+				return sh.factsFor(sql, nb.spans), nil
+			}
+			known = sh
 		}
 	}
 	c.misses.Add(1)
@@ -98,11 +104,15 @@ func (c *cache) inspect(sql string) (*Facts, error) {
 	if err == nil {
 		var bounds [][2]int
 		f, bounds = treeFacts(sql, tree)
-		if normalized {
-			if _, known := c.shapes.getBytes(nb.key); !known {
-				sh := learnShape(sql, nb.spans, tree, f, bounds)
-				c.shapes.put(string(nb.key), sh, shapeSize(len(nb.key), sh))
-			}
+		switch {
+		case !normalized || known != nil && known.exactOnly:
+		case known == nil:
+			// A shape is learnt the second time it is seen: learning costs
+			// a second parse, which one-off statements should not pay.
+			c.shapes.put(string(nb.key), &shape{}, shapeSize(len(nb.key), nil))
+		default:
+			sh := learnShape(sql, nb.spans, tree, f, bounds)
+			c.shapes.put(string(nb.key), sh, shapeSize(len(nb.key), sh))
 		}
 	}
 	c.exact.put(sql, exactEntry{facts: f, err: err}, entrySize(sql, f, err))
@@ -265,7 +275,7 @@ func entrySize(sql string, f *Facts, err error) int64 {
 // shapeSize estimates the memory a shape entry holds.
 func shapeSize(keyLen int, sh *shape) int64 {
 	n := int64(keyLen) + 128
-	if sh.facts != nil {
+	if sh != nil && sh.facts != nil {
 		n += entrySize("", sh.facts, nil) + int64(16*len(sh.bounds))
 	}
 	return n

@@ -62,11 +62,13 @@ var shapeKinds = map[string]bool{
 }
 
 // shape is a second-level cache entry: the facts of every text of a shape.
+// It has three states: seen once (neither field set), exact-only, or
+// serving facts.
 type shape struct {
 	// exactOnly marks a shape whose facts may depend on its literals: its
 	// texts are parsed (and cached by exact text).
 	exactOnly bool
-	facts     *Facts
+	facts     *Facts // nil unless the shape serves
 	// bounds are the statements' byte ranges in the normalized key.
 	bounds [][2]int
 }

@@ -43,6 +43,29 @@ func TestNormalize(t *testing.T) {
 	}
 }
 
+// teach makes c learn sql's shape: a shape is learnt on its second exact
+// miss, so sql is inspected twice with the exact cache emptied between.
+func teach(c *cache, sql string) (*Facts, error) {
+	_, _ = c.inspect(sql)
+	c.exact = newLRU[exactEntry](100, 1<<20)
+	return c.inspect(sql)
+}
+
+// TestShapeLearntOnSecondSight: a statement seen once costs one parse; the
+// shape serves from the third text on.
+func TestShapeLearntOnSecondSight(t *testing.T) {
+	c := newCache(1000, 1<<20)
+	for i, q := range []string{"select 1", "select 2", "select 3", "select 4"} {
+		if _, err := c.inspect(q); err != nil {
+			t.Fatal(err)
+		}
+		st := c.stats()
+		if wantMisses := uint64(min(i+1, 2)); st.Misses != wantMisses || st.Shapes != 1 {
+			t.Errorf("after %q: %+v, want %d misses, 1 shape", q, st, wantMisses)
+		}
+	}
+}
+
 // TestShapeCases feeds a fresh cache a text, then another of the same shape,
 // and requires the second answer to equal an uncached parse; served says
 // whether the shape must serve it (true) or must not (false: its facts, or
@@ -103,7 +126,7 @@ func TestShapeCases(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newCache(1000, 1<<20)
-			if _, err := c.inspect(tc.a); err != nil && tc.served {
+			if _, err := teach(c, tc.a); err != nil && tc.served {
 				t.Fatalf("%q: %v", tc.a, err)
 			}
 			before := c.stats()
@@ -124,7 +147,7 @@ func TestShapeCases(t *testing.T) {
 // refuses is refused, not answered with the shape's facts.
 func TestShapeErrorsNotShared(t *testing.T) {
 	c := newCache(1000, 1<<20)
-	if _, err := c.inspect("select 'a'"); err != nil {
+	if _, err := teach(c, "select 'a'"); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.inspect("select '\xff'") // invalid UTF-8: not in the string class
@@ -146,7 +169,7 @@ func TestShapeErrorsNotShared(t *testing.T) {
 // one the shape was learnt from.
 func TestShapeText(t *testing.T) {
 	c := newCache(1000, 1<<20)
-	if _, err := c.inspect("  select 1 ;  select 'a' ;"); err != nil {
+	if _, err := teach(c, "  select 1 ;  select 'a' ;"); err != nil {
 		t.Fatal(err)
 	}
 	q := "  select 123456 ;  select 'bcd''e' ;"
@@ -240,7 +263,7 @@ func FuzzNormalizedFacts(f *testing.F) {
 		}
 		for _, pair := range [][2]string{{sql, variant}, {variant, sql}} {
 			c := newCache(100, 1<<20)
-			_, _ = c.inspect(pair[0])
+			_, _ = teach(c, pair[0])
 			got, gotErr := c.inspect(pair[1])
 			want, wantErr := inspect(pair[1])
 			if (gotErr != nil) != (wantErr != nil) || !reflect.DeepEqual(got, want) {
