@@ -2,7 +2,9 @@ package sqlinspect
 
 import (
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
 
 	pgq "github.com/pganalyze/pg_query_go/v6"
 	pgquery "github.com/wasilibs/go-pgquery"
@@ -118,12 +120,30 @@ func Inspect(sql string) (*Facts, error) {
 	return defaultCache.inspect(sql)
 }
 
-// Warm loads the grammar (about two seconds the first time, spent compiling
-// libpg_query's WebAssembly). Call it at startup so the first statement of
-// the first session does not wait.
+// Warm loads the grammar: one instance per parse slot, compiled in
+// parallel (about two seconds of CPU each, spent compiling libpg_query's
+// WebAssembly). Call it at startup so that no statement waits for, or pays
+// the CPU of, a compilation.
 func Warm() {
-	_, _ = pgquery.Parse("SELECT 1")
+	var wg sync.WaitGroup
+	for range cap(parseSlots) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = parse("SELECT 1")
+		}()
+	}
+	wg.Wait()
 }
+
+// parseSlots bounds the parses in flight. go-pgquery keeps a pool of
+// grammar instances and compiles a new one (its own wazero runtime: ~2 s of
+// CPU and tens of MB) whenever all are busy, so unbounded concurrency
+// (sessions missing the cache at once) grows the pool to the number of
+// concurrent callers, each paying a compilation on the request path. With
+// the bound, the pool never exceeds the slots Warm fills; a parse that
+// finds every slot busy waits a few hundred microseconds instead.
+var parseSlots = make(chan struct{}, min(runtime.GOMAXPROCS(0), 4))
 
 // inspect parses sql without the cache.
 func inspect(sql string) (*Facts, error) {
@@ -143,7 +163,9 @@ func parse(sql string) (*pgq.ParseResult, error) {
 	if i := strings.IndexByte(sql, 0); i >= 0 {
 		return nil, &ParseError{Message: "query text contains a NUL byte", Cursor: len([]rune(sql[:i])) + 1}
 	}
+	parseSlots <- struct{}{}
 	tree, err := pgquery.Parse(sql)
+	<-parseSlots
 	if err != nil {
 		var pe *parser.Error
 		if errors.As(err, &pe) {
