@@ -350,6 +350,10 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 // outputRefs handles ORDER BY / GROUP BY / DISTINCT ON items that name a
 // select-list entry by position (ORDER BY 2) or output name (ORDER BY x):
 // the columns of that entry are used in the clause too.
+//
+// This and defElemTrue are the only places facts read a constant's value:
+// the shape cache (shape.go) relies on it, and constScan marks these
+// places. A new reader of constant values must be added there too.
 func (w *walker) outputRefs(s *pgq.SelectStmt, clause string, items []*pgq.Node) {
 	targets := s.GetTargetList()
 	for _, it := range items {
