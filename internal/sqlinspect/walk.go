@@ -34,6 +34,10 @@ type walker struct {
 	// capture, when set, receives every column reference walked (before
 	// de-duplication): which columns one condition or output uses.
 	capture *[]captured
+	// outputsOf is the SELECT whose select-list entries are captured one by
+	// one into outputs (AnalyzeView).
+	outputsOf *pgq.SelectStmt
+	outputs   [][]captured
 
 	dml          bool // an INSERT/UPDATE/DELETE/MERGE was seen (also nested)
 	defaultWrite bool // relations met by the generic walk are written (DDL)
@@ -330,7 +334,11 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 			if !isCol {
 				w.computed++ // e.g. a scalar subquery: its columns feed a computed value
 			}
-			w.node(t)
+			if s == w.outputsOf {
+				w.outputs = append(w.outputs, w.captureIn(func() { w.node(t) }))
+			} else {
+				w.node(t)
+			}
 			if !isCol {
 				w.computed--
 			}
