@@ -251,6 +251,15 @@ func (c *catalog) load(oids []string) error {
 	// A view's columns are named by what they carry.
 	for oid, r := range views {
 		v, err := c.viewOf(r, 0)
+		var te *transientError
+		if errors.As(err, &te) {
+			// Ask again next time rather than keep the view untraced.
+			for _, o := range oids {
+				n, _ := strconv.ParseUint(o, 10, 32)
+				delete(c.tables, uint32(n))
+			}
+			return err
+		}
 		for i := 1; i <= maxAttnum(c.names, oid); i++ {
 			key := uint64(oid)<<16 | uint64(uint16(i))
 			own, ok := c.names[key]

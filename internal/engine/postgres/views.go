@@ -25,8 +25,10 @@ type relInfo struct {
 	schema, name string
 	kind         byte     // pg_class.relkind: r, p, v, m, f
 	cols         []string // attribute names by attnum-1 ("" = dropped); nil until loaded
+	colsAt       time.Time
 	view         *engine.View
 	viewErr      error
+	viewAt       time.Time  // when view/viewErr were traced
 	bases        []*relInfo // the base tables behind a view, through nested views
 }
 
@@ -126,7 +128,7 @@ func (c *catalog) rel(oid uint32, schema, name string, kind byte, now time.Time)
 
 // columns returns the relation's attribute names by attnum-1.
 func (c *catalog) columns(r *relInfo) ([]string, error) {
-	if r.cols != nil {
+	if r.cols != nil && time.Since(r.colsAt) <= catalogTTL {
 		return r.cols, nil
 	}
 	rows, err := c.query("SELECT a.attnum, CASE WHEN a.attisdropped THEN '' ELSE a.attname END FROM pg_catalog.pg_attribute a "+
@@ -142,19 +144,32 @@ func (c *catalog) columns(r *relInfo) ([]string, error) {
 		}
 		cols = append(cols, string(row[1]))
 	}
-	r.cols = cols
+	r.cols, r.colsAt = cols, time.Now()
 	return cols, nil
 }
 
-// viewOf traces a view (or materialized view) to base-table columns.
+// viewOf traces a view (or materialized view) to base-table columns. The
+// answer is kept for the catalog TTL: a view redefined outside the gateway
+// is seen again after it.
 func (c *catalog) viewOf(r *relInfo, depth int) (*engine.View, error) {
-	if r.view != nil || r.viewErr != nil {
+	if (r.view != nil || r.viewErr != nil) && time.Since(r.viewAt) <= catalogTTL {
 		return r.view, r.viewErr
 	}
 	v, err := c.traceView(r, depth)
-	r.view, r.viewErr = v, err
+	var te *transientError
+	if errors.As(err, &te) {
+		return nil, err // the next statement asks again
+	}
+	r.view, r.viewErr, r.viewAt = v, err, time.Now()
 	return v, err
 }
+
+// transientError is a catalog query or connection failure (as opposed to
+// a view that cannot be traced): never cached.
+type transientError struct{ err error }
+
+func (e *transientError) Error() string { return e.err.Error() }
+func (e *transientError) Unwrap() error { return e.err }
 
 func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 	if depth > maxViewDepth {
@@ -316,13 +331,13 @@ func (c *catalog) query(sql string, params ...[]byte) ([][][]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := c.connect(ctx); err != nil {
-		return nil, err
+		return nil, &transientError{err}
 	}
 	res := c.conn.ExecParams(ctx, sql, params, nil, nil, nil).Read()
 	if res.Err != nil {
 		c.conn.Close(ctx)
 		c.conn = nil
-		return nil, fmt.Errorf("catalog query: %w", res.Err)
+		return nil, &transientError{fmt.Errorf("catalog query: %w", res.Err)}
 	}
 	return res.Rows, nil
 }

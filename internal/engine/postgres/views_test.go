@@ -154,3 +154,15 @@ func TestCatalogTracesViews(t *testing.T) {
 		t.Errorf("after redefinition: v_cards.cc method %q", got)
 	}
 }
+
+// TestCatalogUnreachableFailsClosed: an unreachable catalog is an error
+// (callers deny or null), never an empty answer.
+func TestCatalogUnreachableFailsClosed(t *testing.T) {
+	cat := postgres.NewCatalogForTest(engine.Upstream{Address: fmt.Sprintf("127.0.0.1:%d", pgtest.FreePort(t)), Database: "x", Username: "x", TLSMode: "disable"})
+	if v, err := cat.Views(context.Background(), []engine.Relation{{Name: "v_cards"}}); err == nil {
+		t.Errorf("views from an unreachable catalog: %v", v)
+	}
+	if m, err := cat.Method(16384, 1, testPlan()); err == nil {
+		t.Errorf("method from an unreachable catalog: %q", m)
+	}
+}
