@@ -300,3 +300,34 @@ func TestMaskingRefusesStatisticsAndServerFiles(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDecideThroughViews measures what asking the catalog adds to a
+// policy decision (the fake answers like a warm cache: no views).
+func BenchmarkDecideThroughViews(b *testing.B) {
+	set, err := policy.ParseBytes("test.yaml", []byte(testPolicies))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cp := New(nil, func(string) ([]string, bool) { return []string{"*"}, true }, nil).WithPolicies(policy.NewReloadable(set), nil)
+	a := action("agents", "select id, name from customers where id = 1")
+	cp.decide(context.Background(), a, nil) // load the grammar
+	for _, bc := range []struct {
+		name string
+		cat  engine.Catalog
+	}{{"no-catalog", nil}, {"catalog", emptyCatalog{}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if d := cp.decide(context.Background(), a, bc.cat); !d.Allowed() {
+					b.Fatal(d)
+				}
+			}
+		})
+	}
+}
+
+type emptyCatalog struct{}
+
+func (emptyCatalog) Views(context.Context, []engine.Relation) (map[engine.Relation][]engine.View, error) {
+	return nil, nil
+}

@@ -50,6 +50,9 @@ var _ engine.Catalog = (*catalog)(nil)
 func (c *catalog) Views(ctx context.Context, names []engine.Relation) (map[engine.Relation][]engine.View, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.noViews(names) {
+		return nil, nil // the common case, without allocating
+	}
 	found, err := c.lookupNames(names)
 	if err != nil {
 		return nil, err
@@ -71,6 +74,23 @@ func (c *catalog) Views(ctx context.Context, names []engine.Relation) (map[engin
 		}
 	}
 	return out, nil
+}
+
+// noViews reports whether every name is cached, fresh, and no view.
+func (c *catalog) noViews(names []engine.Relation) bool {
+	now := time.Now()
+	for _, n := range names {
+		e, ok := c.byName[n]
+		if !ok || now.Sub(e.loaded) > catalogTTL {
+			return false
+		}
+		for _, r := range e.rels {
+			if r.isView() {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // lookupNames finds the relations named (any schema when Schema is ""),

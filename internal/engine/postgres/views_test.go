@@ -166,3 +166,24 @@ func TestCatalogUnreachableFailsClosed(t *testing.T) {
 		t.Errorf("method from an unreachable catalog: %q", m)
 	}
 }
+
+// BenchmarkCatalogViewsCached is the per-statement cost of asking the
+// catalog about a statement's relations once the answers are cached.
+func BenchmarkCatalogViewsCached(b *testing.B) {
+	pgtest.Need(b, shared)
+	db := shared.CreateDB(b)
+	shared.Exec(b, db, viewSchema)
+	cat := postgres.NewCatalogForTest(engine.Upstream{Address: shared.Addr(), Database: db, Username: shared.User, Password: shared.Password, TLSMode: "disable"})
+	ctx := context.Background()
+	for _, names := range [][]engine.Relation{{{Name: "customers"}}, {{Name: "v_nested"}, {Schema: "sales", Name: "orders"}}} {
+		b.Run(names[0].Name, func(b *testing.B) {
+			if _, err := cat.Views(ctx, names); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				cat.Views(ctx, names)
+			}
+		})
+	}
+}
