@@ -44,6 +44,9 @@ type nameEntry struct {
 // guard against a catalog that changes under us).
 const maxViewDepth = 32
 
+// maxCachedNames bounds the relation-name cache.
+const maxCachedNames = 20000
+
 var _ engine.Catalog = (*catalog)(nil)
 
 // Views implements engine.Catalog.
@@ -107,6 +110,11 @@ func (c *catalog) lookupNames(names []engine.Relation) (map[engine.Relation][]*r
 	}
 	if len(missing) == 0 {
 		return out, nil
+	}
+	if len(c.byName)+len(missing) > maxCachedNames {
+		// Statements may name relations that do not exist, each a cached
+		// negative answer: bound the memory they can take.
+		c.byName = map[engine.Relation]nameEntry{}
 	}
 	params := make([][]byte, len(missing))
 	ph := make([]string, len(missing))
