@@ -1,16 +1,21 @@
 package postgres_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
+	"net"
 	"path"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/engine/enginetest"
 	"github.com/gatehouse/gatehouse/internal/engine/postgres"
 	"github.com/gatehouse/gatehouse/internal/pgtest"
 )
@@ -185,5 +190,59 @@ func BenchmarkCatalogViewsCached(b *testing.B) {
 				cat.Views(ctx, names)
 			}
 		})
+	}
+}
+
+// lockedBuffer is a log sink safe for concurrent sessions.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSuperuserWarning: connecting upstream as a superuser is logged, once
+// per target.
+func TestSuperuserWarning(t *testing.T) {
+	pgtest.Need(t, shared)
+	db := shared.CreateDB(t)
+	var logs lockedBuffer
+	op := &enginetest.Opener{Token: token, Target: "orders", Checkpoint: &enginetest.Checkpoint{},
+		Upstream: engine.Upstream{Address: shared.Addr(), Database: db, Username: shared.User, Password: shared.Password, TLSMode: "disable"}}
+	eng := postgres.New(postgres.Config{Opener: op, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() { cancel(); l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go eng.Serve(ctx, c)
+		}
+	}()
+	for i := 0; i < 2; i++ {
+		c, err := pgx.Connect(ctx, fmt.Sprintf("postgres://agent:%s@%s/orders?sslmode=disable", token, l.Addr()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close(ctx)
+	}
+	if n := strings.Count(logs.String(), "upstream role is a superuser"); n != 1 {
+		t.Errorf("%d superuser warnings, want 1:\n%s", n, logs.String())
 	}
 }
