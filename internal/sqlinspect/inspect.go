@@ -69,10 +69,11 @@ type Statement struct {
 	// rows (DO NOTHING has none): Kind "insert", "update" or "delete", the
 	// target in Tables (written) and, for update/delete, HasWhere: whether
 	// the rows acted on are restricted by a condition that mentions a
-	// column of the target table — in ON (not for WHEN NOT MATCHED BY
-	// SOURCE) or in the clause's own AND condition. ON true, or ON s.id = 1
-	// with a one-row source, reaches every row: HasWhere is false, as for a
-	// DELETE without WHERE. Policies evaluate each action as a statement of
+	// column of the target table qualified by its name or alias (t.id) —
+	// in ON (not for WHEN NOT MATCHED BY SOURCE) or in the clause's own AND
+	// condition. ON true, or ON s.id = 1 with a one-row source, reaches
+	// every row: HasWhere is false, as for a DELETE without WHERE. An
+	// unqualified column may be the source's and does not count. Policies evaluate each action as a statement of
 	// its own, so rules on UPDATE/DELETE apply to MERGE.
 	Actions []Statement `json:"actions,omitempty"`
 	// Analyze reports EXPLAIN ANALYZE (which executes the wrapped statement).

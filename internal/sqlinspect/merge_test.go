@@ -23,7 +23,10 @@ func TestMergeActions(t *testing.T) {
 		{"merge into customers c using (select 1 as id) s on 1 = 1 when matched then update set name = 'x'", []act{{"update", false}}, false},
 		{"merge into customers c using src s on c.id = s.id when matched then delete", []act{{"delete", true}}, true},
 		{"merge into customers using src s on customers.id = s.id when matched then delete", []act{{"delete", true}}, true},
-		{"merge into public.customers c using src s on id = sid when matched then delete", []act{{"delete", true}}, true},
+		{"merge into public.customers c using src s on c.id = sid when matched then delete", []act{{"delete", true}}, true},
+		// Unqualified: the grammar cannot tell target from source columns.
+		{"merge into customers c using (select 1 as sid) s on sid = 1 when matched then delete", []act{{"delete", false}}, false},
+		{"merge into customers c using src s on id = sid when matched then delete", []act{{"delete", false}}, false},
 		{"merge into customers c using src s on true when matched and c.id = 3 then delete when not matched then insert values (1)",
 			[]act{{"delete", true}, {"insert", false}}, true},
 		{"merge into customers c using src s on c.id = s.id when matched and s.x then update set name = s.n when matched then delete when not matched then do nothing",

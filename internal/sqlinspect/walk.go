@@ -536,12 +536,14 @@ func (w *walker) mergeStmt(s *pgq.MergeStmt) []Statement {
 }
 
 // filtersTarget walks with f and reports whether it referenced a column of
-// the MERGE target: a condition that does not (ON true, ON s.id = 1) lets
-// an action reach every target row. An unqualified column may be the
-// target's, and counts (has_where is syntactic, as WHERE true counts).
+// the MERGE target, qualified by the target's name or alias: a condition
+// that does not (ON true, ON s.id = 1) lets an action reach every target
+// row. An unqualified column may be the source's (the grammar alone cannot
+// tell), so it does not count: fail closed for rules that deny unfiltered
+// writes.
 func (w *walker) filtersTarget(target rel, f func()) bool {
 	for _, c := range w.captureIn(f) {
-		if (!c.qualified && !c.Star) || (target.table && c.Table == target.name && c.Schema == target.schema) {
+		if c.qualified && target.table && c.Table == target.name && c.Schema == target.schema {
 			return true
 		}
 	}
