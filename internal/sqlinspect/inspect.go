@@ -50,7 +50,8 @@ type Statement struct {
 	// "pg_catalog." ("extract", "substring", "btrim").
 	Functions []string `json:"functions,omitempty"`
 	// HasWhere reports an UPDATE or DELETE with a WHERE clause (including
-	// WHERE CURRENT OF).
+	// WHERE CURRENT OF). For a MERGE it is true unless one of its UPDATE or
+	// DELETE actions may reach every target row (see Actions).
 	HasWhere bool `json:"has_where,omitempty"`
 	// Writes reports that the statement can change data, schema, privileges
 	// or state visible outside the session; see kinds.go for the rule. It
@@ -63,6 +64,20 @@ type Statement struct {
 	// and COPY (query) TO. Its tables, columns and functions are also listed
 	// in the wrapping statement.
 	Wraps *Statement `json:"wraps,omitempty"`
+	// ServerFile reports a COPY that reads or writes a file (or runs a
+	// program) on the database server rather than using STDIN/STDOUT.
+	ServerFile bool `json:"server_file,omitempty"`
+	// Actions are what a MERGE does, one entry per WHEN clause that changes
+	// rows (DO NOTHING has none): Kind "insert", "update" or "delete", the
+	// target in Tables (written) and, for update/delete, HasWhere: whether
+	// the rows acted on are restricted by a condition that mentions a
+	// column of the target table qualified by its name or alias (t.id) —
+	// in ON (not for WHEN NOT MATCHED BY SOURCE) or in the clause's own AND
+	// condition. ON true, or ON s.id = 1 with a one-row source, reaches
+	// every row: HasWhere is false, as for a DELETE without WHERE. An
+	// unqualified column may be the source's and does not count. Policies evaluate each action as a statement of
+	// its own, so rules on UPDATE/DELETE apply to MERGE.
+	Actions []Statement `json:"actions,omitempty"`
 	// Analyze reports EXPLAIN ANALYZE (which executes the wrapped statement).
 	Analyze bool `json:"analyze,omitempty"`
 	// Name is the statement name of PREPARE/EXECUTE/DEALLOCATE, the cursor
