@@ -233,3 +233,49 @@ insert into customers values
 		}
 	}
 }
+
+// TestMaskingPreparedReuse: a prepared statement executed again reuses its
+// masking plan, in every result format the client asks for, and DDL through
+// the gateway that changes what is behind the statement's result rebuilds
+// the plan. (PostgreSQL refuses to run a prepared statement whose result
+// columns changed, so the case that remains is a view redefined with the
+// same columns drawn from other base columns.)
+func TestMaskingPreparedReuse(t *testing.T) {
+	e := startEnv(t, envOpts{policies: maskPolicies, access: `["group:analysts", "group:admins"]`})
+	admin := e.token("root", "admins")
+	e.run(admin, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", `
+create table customers (id int primary key, name text, email text, card_number text, ssn text, customer_key text, notes text);
+insert into customers values (1, 'Ann', 'ann@example.com', '4111111111111111', '078-05-1120', 'k-1', 'n');
+create view people as select id, name as a, email as b from customers;`)
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, e.dsn("orders", e.token("ana", "analysts")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Prepare(ctx, "byid", "select * from people where id = $1"); err != nil {
+		t.Fatal(err)
+	}
+	read := func(mode pgx.QueryExecMode) (string, string) {
+		t.Helper()
+		var id int
+		var a, b string
+		if err := c.QueryRow(ctx, "byid", mode, 1).Scan(&id, &a, &b); err != nil {
+			t.Fatal(err)
+		}
+		return a, b
+	}
+	for i, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
+		if a, b := read(mode); a != "Ann" || strings.Contains(b, "ann@") {
+			t.Fatalf("execution %d (%v): a=%q b=%q", i, mode, a, b)
+		}
+	}
+	// Same view columns, other base columns: a now carries email.
+	e.run(admin, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-c",
+		"create or replace view people as select id, email as a, name as b from customers")
+	for i := 0; i < 2; i++ {
+		if a, b := read(pgx.QueryExecModeCacheStatement); strings.Contains(a, "ann@") || b != "Ann" {
+			t.Fatalf("after the view changed, execution %d: a (now email)=%q b (now name)=%q", i, a, b)
+		}
+	}
+}

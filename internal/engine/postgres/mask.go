@@ -71,6 +71,28 @@ func withFormats(fs []field, formats []int16) []field {
 	return out
 }
 
+// planCache is a prepared statement's masking plan for one result shape.
+// A prepared statement's decision (and so its mask plan) is fixed, and its
+// Describe result rarely changes, so re-executing it reuses the plan
+// instead of resolving every field through the shared catalog again (a
+// mutex, a map and a slice per Execute, measurable on small results). The
+// plan is rebuilt when the fields or result formats change, after DDL
+// through the gateway (catalog generation) and after the catalog TTL, so
+// a column renamed behind the gateway's back is seen as fast as before.
+type planCache struct {
+	fields  *[]field
+	formats []int16
+	gen     uint64
+	until   time.Time
+	plan    []masking.FieldPlan
+}
+
+// matches reports whether c was built for these fields, formats and
+// catalog generation and is still fresh.
+func (c *planCache) matches(fields *[]field, formats []int16, gen uint64, now time.Time) bool {
+	return c != nil && c.fields == fields && c.gen == gen && now.Before(c.until) && slices.Equal(c.formats, formats)
+}
+
 // portal is a bound portal: the statement it runs, the result formats Bind
 // asked for and, once described, its exact fields.
 type portal struct {
@@ -157,6 +179,9 @@ type catalog struct {
 	byName map[engine.Relation]nameEntry
 
 	warnedSuperuser atomic.Bool
+	// gen counts invalidations: masking plans cached on prepared
+	// statements are built for one generation (see planCache).
+	gen atomic.Uint64
 }
 
 const catalogTTL = 30 * time.Second
@@ -185,6 +210,7 @@ func (c *catalog) reset() {
 func (c *catalog) invalidate() {
 	c.mu.Lock()
 	c.reset()
+	c.gen.Add(1)
 	c.mu.Unlock()
 }
 

@@ -224,19 +224,29 @@ func (s *session) masking(cur *pending, has *bool) bool {
 		cur.planned = true
 		return false
 	}
-	var fs []field
+	var src *[]field // the described fields the plan derives from
+	var formats []int16
 	if cur.portal != nil {
-		if p := cur.portal.fields.Load(); p != nil {
-			fs = *p
-		} else if p := cur.stmt.fields.Load(); p != nil {
-			fs = withFormats(*p, cur.portal.formats)
+		if src = cur.portal.fields.Load(); src == nil {
+			src, formats = cur.stmt.fields.Load(), cur.portal.formats
 		}
 	}
-	if fs == nil {
+	if src == nil {
 		s.log.Warn("masking: result fields unknown (statement never described); nulling every field")
 		cur.plan = nullAll
+		cur.planned = true
+		return true
+	}
+	gen, now := s.catalog.gen.Load(), time.Now()
+	if c := cur.stmt.plan.Load(); c.matches(src, formats, gen, now) {
+		cur.plan = c.plan
 	} else {
+		fs := *src
+		if formats != nil || cur.portal.fields.Load() == nil {
+			fs = withFormats(fs, formats)
+		}
 		cur.plan = s.fieldPlans(fs, cur.stmt.decision.Mask)
+		cur.stmt.plan.Store(&planCache{fields: src, formats: formats, gen: gen, until: now.Add(catalogTTL), plan: cur.plan})
 	}
 	cur.planned = true
 	return true

@@ -29,7 +29,8 @@ const (
 type prepared struct {
 	action   *access.Action
 	decision access.Decision
-	fields   atomic.Pointer[[]field] // result fields, once a Describe told them (text formats)
+	fields   atomic.Pointer[[]field]   // result fields, once a Describe told them (text formats)
+	plan     atomic.Pointer[planCache] // masking plan of the last Execute (see planCache)
 	// paramOIDs are the parameter types of a held statement (from Parse or
 	// ParameterDescription), to show binary parameters to approvers.
 	paramOIDs atomic.Pointer[[]uint32]
