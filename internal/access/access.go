@@ -166,6 +166,21 @@ type Decision struct {
 	Review *ReviewRule `json:"review,omitempty"`
 	// Approvers lists who approved a held action that was then allowed.
 	Approvers []string `json:"approvers,omitempty"`
+	// Basis is the state the decision was made in; see Basis.
+	Basis Basis `json:"-"`
+}
+
+// Basis is what a decision was made under. An engine that runs a statement
+// again without the client sending its text (an Execute of a statement
+// prepared earlier) asks the checkpoint whether the decision still stands
+// (engine.Revalidator): policies reloaded, access lists or grants changed
+// or a grant the principal held expired since, and the statement is decided
+// afresh, so no change waits for the client to prepare again.
+type Basis struct {
+	Policies any       // the policy set in force (compared by identity)
+	Grants   any       // the index of active grants in force (by identity)
+	Access   uint64    // version of the connections' access lists
+	Until    time.Time // the earliest expiry of a grant the principal held; zero = none
 }
 
 // HoldContext is what an engine knows about a held action beyond the

@@ -144,6 +144,24 @@ func (g *Grants) Groups(p *access.Principal, connection string) []string {
 	return out
 }
 
+// Snapshot identifies the grants in force (compared by identity: any
+// grant approved, revoked or expired by a sweep replaces it) and returns the
+// earliest expiry among p's active grants on connection (zero = none), for
+// decisions that must be made again once that grant lapses.
+func (g *Grants) Snapshot(p *access.Principal, connection string) (index any, until time.Time) {
+	idx := g.index.Load()
+	if p == nil || len(*idx) == 0 {
+		return idx, time.Time{}
+	}
+	now := time.Now()
+	for _, gr := range (*idx)[grantKey(p.Issuer, p.Subject, connection)] {
+		if now.Before(gr.ExpiresAt) && (until.IsZero() || gr.ExpiresAt.Before(until)) {
+			until = gr.ExpiresAt
+		}
+	}
+	return idx, until
+}
+
 // Request records p's request for group on connection for d.
 func (g *Grants) Request(ctx context.Context, p *access.Principal, connection, group string, d time.Duration, reason string) (Grant, error) {
 	switch {

@@ -33,7 +33,9 @@ type Checkpoint struct {
 	metrics  *metrics.Metrics
 	policies *policy.Reloadable // nil = no statement policies
 	inspect  Inspector
-	prepared preparedStatements
+	// accessVersion changes when any access list does (nil = never).
+	accessVersion func() uint64
+	prepared      preparedStatements
 	// approvals holds review-rule actions for a human; nil = review rules
 	// refuse.
 	approvals *Approvals
@@ -58,7 +60,10 @@ func (c *Checkpoint) child(protocol string, v access.Verdict) *children {
 	return ch
 }
 
-var _ engine.Checkpoint = (*Checkpoint)(nil)
+var (
+	_ engine.Checkpoint  = (*Checkpoint)(nil)
+	_ engine.Revalidator = (*Checkpoint)(nil)
+)
 
 // New returns a checkpoint. m may be nil.
 func New(log *audit.Log, acl AccessList, m *metrics.Metrics) *Checkpoint {
@@ -84,7 +89,9 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 // check is Check with the session's catalog (nil = none).
 func (c *Checkpoint) check(ctx context.Context, a *access.Action, cat engine.Catalog) (access.Decision, error) {
 	start := time.Now()
+	basis := c.basis(a)
 	d := c.decide(ctx, a, cat)
+	d.Basis = basis
 	if c.metrics != nil {
 		c.metrics.CheckSeconds.Observe(time.Since(start).Seconds())
 		if !d.Allowed() {
@@ -97,6 +104,50 @@ func (c *Checkpoint) check(ctx context.Context, a *access.Action, cat engine.Cat
 		c.audit.Append(statementEvent(a, d, nil))
 	}
 	return d, nil
+}
+
+// basis is the state a decision about a is made in. It is read before
+// deciding: a change while deciding leaves the decision on the older basis,
+// so it is made again at its next use rather than trusted.
+func (c *Checkpoint) basis(a *access.Action) access.Basis {
+	var b access.Basis
+	if c.policies != nil {
+		b.Policies = c.policies.Load()
+	}
+	if c.accessVersion != nil {
+		b.Access = c.accessVersion()
+	}
+	if c.approvals != nil && c.approvals.Grants != nil && a.Session != nil {
+		b.Grants, b.Until = c.approvals.Grants.Snapshot(a.Session.Principal, a.Session.Target.Name)
+	}
+	return b
+}
+
+// Current reports whether d, made earlier by Check, still stands: the
+// policies, access lists and grants it was made under are still in force
+// and no grant the principal held has expired since.
+func (c *Checkpoint) Current(d *access.Decision) bool {
+	b := d.Basis
+	if c.policies != nil && b.Policies != any(c.policies.Load()) {
+		return false
+	}
+	if c.accessVersion != nil && b.Access != c.accessVersion() {
+		return false
+	}
+	if c.approvals != nil && c.approvals.Grants != nil {
+		idx, _ := c.approvals.Grants.Snapshot(nil, "")
+		if b.Grants != idx {
+			return false
+		}
+	}
+	return b.Until.IsZero() || time.Now().Before(b.Until)
+}
+
+// WithAccessVersion lets decisions notice access-list changes: version
+// must change whenever an access list does.
+func (c *Checkpoint) WithAccessVersion(version func() uint64) *Checkpoint {
+	c.accessVersion = version
+	return c
 }
 
 // Decide is Check without side effects (no audit record, no metrics): what

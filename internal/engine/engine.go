@@ -76,6 +76,13 @@ type Checkpoint interface {
 	Record(a *access.Action, d access.Decision, o access.Outcome)
 }
 
+// Revalidator is a Checkpoint that can tell whether an earlier decision
+// still stands (access.Basis). Engines that reuse a decision (prepared
+// statements) ask before every reuse and decide again when it does not.
+type Revalidator interface {
+	Current(d *access.Decision) bool
+}
+
 // ErrorCode classifies why a session could not be opened, so each engine can
 // map it to its protocol's error codes (SQLSTATE, MySQL errno, HTTP status).
 type ErrorCode int

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/store"
@@ -65,6 +68,9 @@ type accessCache struct {
 	log *slog.Logger
 	mu  sync.RWMutex
 	m   map[string][]string
+	// version changes with any access list, so decisions reused by
+	// prepared statements are made again (checkpoint.WithAccessVersion).
+	version atomic.Uint64
 }
 
 func newAccessCache(st store.Store, log *slog.Logger) *accessCache {
@@ -89,6 +95,9 @@ func (c *accessCache) refresh(ctx context.Context) error {
 		m[cn.Name] = cn.Access
 	}
 	c.mu.Lock()
+	if !maps.EqualFunc(c.m, m, slices.Equal) {
+		c.version.Add(1)
+	}
 	c.m = m
 	c.mu.Unlock()
 	return nil

@@ -134,7 +134,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if err := g.acl.refresh(ctx); err != nil {
 		return nil, err
 	}
-	g.cp = checkpoint.New(g.audit, g.acl.lookup, g.metrics)
+	g.cp = checkpoint.New(g.audit, g.acl.lookup, g.metrics).WithAccessVersion(g.acl.version.Load)
 	if err := g.loadPolicies(ctx); err != nil {
 		return nil, err
 	}

@@ -50,9 +50,22 @@ func TestGrants(t *testing.T) {
 	if _, err := c.Exec(ctx, "select 1"); err != nil {
 		t.Fatal(err)
 	}
-	// Revocation applies at the next statement of the live session.
+	// pgx caches this as a prepared statement: later runs are Bind/Execute
+	// of the statement parsed now, with no new Parse.
+	cached := func() error {
+		var v int
+		return c.QueryRow(ctx, "select $1::int", 7).Scan(&v)
+	}
+	if err := cached(); err != nil {
+		t.Fatal(err)
+	}
+	// Revocation applies at the next statement of the live session, a
+	// re-execution of a prepared statement included.
 	if _, err := admin.GrantAction(ctx, g.ID, "revoke", "incident closed"); err != nil {
 		t.Fatal(err)
+	}
+	if err := cached(); sqlstate(err) != "42501" {
+		t.Fatalf("prepared statement after revocation: %v", err)
 	}
 	if _, err := c.Exec(ctx, "select 1"); sqlstate(err) != "42501" {
 		t.Fatalf("after revocation: %v", err)
@@ -68,7 +81,13 @@ func TestGrants(t *testing.T) {
 	if _, err := c.Exec(ctx, "select 1"); err != nil {
 		t.Fatalf("with the second grant: %v", err)
 	}
+	if err := cached(); err != nil {
+		t.Fatalf("prepared statement with the second grant: %v", err)
+	}
 	time.Sleep(2100 * time.Millisecond)
+	if err := cached(); sqlstate(err) != "42501" {
+		t.Fatalf("prepared statement after expiry: %v", err)
+	}
 	if _, err := c.Exec(ctx, "select 1"); sqlstate(err) != "42501" {
 		t.Fatalf("after expiry: %v", err)
 	}

@@ -151,6 +151,14 @@ policies:
 	if _, err := c.Exec(ctx, "insert into t values (1)"); sqlstate(err) != "42501" {
 		t.Fatalf("before reload: %v", err)
 	}
+	// A statement pgx prepared and caches (re-run by Bind/Execute only).
+	cached := func() error {
+		var v int
+		return c.QueryRow(ctx, "select $1::int", 7).Scan(&v)
+	}
+	if err := cached(); err != nil {
+		t.Fatal(err)
+	}
 	write("select")
 	req, _ := http.NewRequest("POST", e.api+"/api/v1/policies/reload", nil)
 	req.Header.Set("Authorization", "Bearer "+e.token("root", "platform-admins"))
@@ -164,6 +172,9 @@ policies:
 	}
 	if _, err := c.Exec(ctx, "select 1"); sqlstate(err) != "42501" || !strings.Contains(err.Error(), "no select today") {
 		t.Fatalf("after reload, select: %v", err)
+	}
+	if err := cached(); sqlstate(err) != "42501" || !strings.Contains(err.Error(), "no select today") {
+		t.Fatalf("after reload, the prepared select: %v", err)
 	}
 	// A broken file keeps the current policies and says why.
 	os.WriteFile(pf, []byte("policies:\n  - name: x\n    connections: [orders]\n    principals: ['*']\n    rules:\n      - deny: statement.kind ==\n"), 0o600)

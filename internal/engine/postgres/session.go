@@ -386,6 +386,13 @@ func (s *session) execute(ctx context.Context, body []byte) error {
 	}
 	p := pending{kind: rExecute}
 	if pt := s.portals[name]; pt != nil {
+		if pt.stmt != nil && pt.approved == nil && !s.current(pt.stmt) {
+			// Decided under policies, access lists or grants no longer in
+			// force: decide again before it runs.
+			if !s.redecide(ctx, pt) {
+				return nil
+			}
+		}
 		p.stmt, p.portal = pt.stmt, pt
 		if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
 			if pt.approved == nil {
@@ -407,6 +414,34 @@ func (s *session) execute(ctx context.Context, body []byte) error {
 	s.t.push(p)
 	writeMsg(s.uw, 'E', body)
 	return nil
+}
+
+// current reports whether ps's decision still stands (engine.Revalidator);
+// a checkpoint that cannot tell is trusted, as before.
+func (s *session) current(ps *prepared) bool {
+	r, ok := s.cp.(engine.Revalidator)
+	return !ok || r.Current(&ps.decision)
+}
+
+// redecide decides pt's statement again and makes the new decision the
+// statement's, for this and later executions (the old one stays with the
+// executions already in flight, which the relay reads concurrently). A
+// denial refuses this Execute and reports false.
+func (s *session) redecide(ctx context.Context, pt *portal) bool {
+	old := pt.stmt
+	d := s.check(ctx, old.action)
+	if !d.Allowed() && d.Verdict != access.Hold {
+		s.denyExtended(d)
+		return false
+	}
+	ps := &prepared{action: old.action, decision: d}
+	ps.fields.Store(old.fields.Load())
+	ps.paramOIDs.Store(old.paramOIDs.Load())
+	if s.stmts[old.action.Prepared] == old {
+		s.stmts[old.action.Prepared] = ps
+	}
+	pt.stmt = ps
+	return true
 }
 
 func (s *session) close(body []byte) error {
