@@ -331,3 +331,42 @@ type emptyCatalog struct{}
 func (emptyCatalog) Views(context.Context, []engine.Relation) (map[engine.Relation][]engine.View, error) {
 	return nil, nil
 }
+
+// TestViewsNotAskedWhenNoPolicyReadsThem: under policies whose rules read
+// no tables or columns and that mask nothing (allow-all), the catalog is
+// not asked, so a view it cannot read (locked, or a definition the grammar
+// cannot re-read) refuses nothing; the regression suite runs with such a
+// policy.
+func TestViewsNotAskedWhenNoPolicyReadsThem(t *testing.T) {
+	set, err := policy.ParseBytes("allow.yaml", []byte(`
+policies:
+  - name: allow-all
+    connections: ["*"]
+    principals: ["*"]
+    rules:
+      - deny: statement.kind == "drop_database"
+      - allow: "true"
+    default: allow
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	acl := func(string) ([]string, bool) { return []string{"*"}, true }
+	cp := New(nil, acl, nil).WithPolicies(policy.NewReloadable(set), nil)
+	cat := &fakeCatalog{err: errors.New("catalog query: timeout: context deadline exceeded")}
+	for _, sql := range []string{"select * from v_cards", "create view v2 as select * from v_cards", "lock table v_cards"} {
+		if d := cp.decide(context.Background(), action("agents", sql), cat); !d.Allowed() {
+			t.Errorf("%s: %+v", sql, d)
+		}
+	}
+	if len(cat.asked) != 0 {
+		t.Errorf("catalog asked %v", cat.asked)
+	}
+	if d := cp.decide(context.Background(), action("agents", "drop database x"), cat); d.Allowed() {
+		t.Errorf("drop database allowed: %+v", d)
+	}
+	// A policy that reads tables still asks, and still fails closed.
+	if d := testCheckpoint(t).decide(context.Background(), action("agents", "select * from v_cards"), cat); d.Allowed() || len(cat.asked) != 1 {
+		t.Errorf("reading policy: %+v, asked %v", d, cat.asked)
+	}
+}

@@ -62,30 +62,71 @@ func celEnv() (*cel.Env, error) {
 
 // compile type-checks one condition and plans it. The condition must be a
 // bool expression.
-func compile(expr string) (cel.Program, *cel.Issues, error) {
+// rel reports whether the condition reads what is behind views (see
+// readsRelations).
+func compile(expr string) (prg cel.Program, rel bool, iss *cel.Issues, err error) {
 	env, err := celEnv()
 	if err != nil {
-		return nil, nil, fmt.Errorf("CEL environment: %w", err)
+		return nil, false, nil, fmt.Errorf("CEL environment: %w", err)
 	}
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
-		return nil, iss, nil
+		return nil, false, iss, nil
 	}
 	// dyn is accepted (a claim such as principal.claims.admin has no
 	// static type); a non-bool at evaluation time is an error, which fails
 	// closed.
 	if t := ast.OutputType(); t != cel.BoolType && t != cel.DynType {
-		return nil, nil, fmt.Errorf("condition must be a bool expression (got %s)", t)
+		return nil, false, nil, fmt.Errorf("condition must be a bool expression (got %s)", t)
 	}
 	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
 	if hasComprehension(ast) {
 		opts = append(opts, cel.CostLimit(costLimit))
 	}
-	prg, err := env.Program(ast, opts...)
+	prg, err = env.Program(ast, opts...)
 	if err != nil {
-		return nil, nil, err
+		return nil, false, nil, err
 	}
-	return prg, nil, nil
+	return prg, readsRelations(ast), nil, nil
+}
+
+// viewFields are the statement facts that seeing through views changes:
+// the checkpoint adds the tables and columns behind each view a statement
+// names (internal/checkpoint/views.go). Kind, text, functions, writes …
+// are the same either way.
+var viewFields = map[string]bool{"tables": true, "tables_qualified": true, "tables_written": true, "columns": true}
+
+// readsRelations reports whether a condition may decide differently once
+// the views a statement names are expanded: it reads one of viewFields, or
+// uses the statement as a whole (any use other than selecting a field
+// known not to change), which is assumed to read them (fail closed).
+func readsRelations(a *cel.Ast) bool {
+	nav := celast.NavigateAST(a.NativeRep())
+	for _, id := range celast.MatchDescendants(nav, celast.KindMatcher(celast.IdentKind)) {
+		if id.AsIdent() != "statement" {
+			continue
+		}
+		p, ok := id.Parent()
+		if !ok || p.Kind() != celast.SelectKind {
+			return true
+		}
+		if f := p.AsSelect().FieldName(); viewFields[f] || !statementField(f) {
+			return true
+		}
+	}
+	return false
+}
+
+// statementField reports whether f is a field of policy.Statement (its cel
+// tag); an unknown name cannot type-check, but is treated as reading views.
+func statementField(f string) bool {
+	t := reflect.TypeFor[Statement]()
+	for i := range t.NumField() {
+		if t.Field(i).Tag.Get("cel") == f {
+			return true
+		}
+	}
+	return false
 }
 
 func hasComprehension(a *cel.Ast) bool {

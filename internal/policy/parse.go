@@ -188,6 +188,7 @@ type parser struct {
 
 type compiled struct {
 	prg cel.Program
+	rel bool // the condition reads what is behind views
 	iss *cel.Issues
 	err error
 }
@@ -589,7 +590,7 @@ func (p *parser) rule(n *yaml.Node, key, policy string, num int) (compiledRule, 
 		r.expr = strings.TrimSpace(expr)
 		c, seen := p.compiled[expr]
 		if !seen {
-			c.prg, c.iss, c.err = compile(expr)
+			c.prg, c.rel, c.iss, c.err = compile(expr)
 			if p.compiled == nil {
 				p.compiled = map[string]compiled{}
 			}
@@ -614,7 +615,7 @@ func (p *parser) rule(n *yaml.Node, key, policy string, num int) (compiledRule, 
 		case err != nil:
 			p.add(condNode, condKey, policy, num, "%v", err)
 		default:
-			r.prg = prg
+			r.prg, r.readsRelations = prg, c.rel
 		}
 	}
 	return r, len(p.errs) == start

@@ -100,6 +100,31 @@ func (s *Set) Len() int {
 	return len(s.policies)
 }
 
+// ReadsRelations reports whether any decision of the set may depend on the
+// tables and columns behind the views a statement names: a rule condition
+// reads the statement's tables or columns, or a policy masks (masking
+// follows view columns to the base columns they carry). When it is false
+// (e.g. a policy that allows everything and masks nothing) the checkpoint
+// need not ask the target's catalog about views at all: the decision is the
+// same, and a catalog that cannot be read (a lock, a view definition the
+// grammar cannot re-read) cannot refuse a statement no policy looks into.
+func (s *Set) ReadsRelations() bool {
+	if s == nil {
+		return false
+	}
+	for _, p := range s.policies {
+		if p.hasMask {
+			return true
+		}
+		for i := range p.rules {
+			if p.rules[i].readsRelations {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Names lists the policy names in evaluation order.
 func (s *Set) Names() []string {
 	if s == nil {
@@ -126,15 +151,18 @@ type compiledPolicy struct {
 }
 
 type compiledRule struct {
-	name         string // full rule name as reported
-	verdict      Verdict
-	expr         string // condition source, for generated messages
-	prg          cel.Program
-	message      string
-	approvers    []string
-	timeout      time.Duration
-	minApprovals int
-	remember     time.Duration
+	name    string // full rule name as reported
+	verdict Verdict
+	expr    string // condition source, for generated messages
+	prg     cel.Program
+	// readsRelations: the condition reads the tables or columns of the
+	// statement, which seeing through views can change.
+	readsRelations bool
+	message        string
+	approvers      []string
+	timeout        time.Duration
+	minApprovals   int
+	remember       time.Duration
 }
 
 func (p *compiledPolicy) applies(in *Input) bool {
