@@ -7,6 +7,7 @@ package enginetest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/sqlinspect"
 )
 
 // Opener accepts Token for Target and opens sessions to Upstream.
@@ -67,6 +69,9 @@ type Record struct {
 // non-empty reason, and keeps every check and outcome.
 type Checkpoint struct {
 	Deny func(stmt string) string
+	// Parse refuses text the SQL inspector cannot parse as the real
+	// checkpoint does (rule gatehouse/parse, SQLSTATE 42601, position).
+	Parse bool
 	// Review holds the statements it returns true for; OnHold then gives
 	// the human's decision (nil = approve), after the notice was sent.
 	Review func(stmt string) bool
@@ -82,6 +87,19 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 	c.mu.Lock()
 	c.Checked = append(c.Checked, *a)
 	c.mu.Unlock()
+	if c.Parse && a.Kind == access.ActionStatement {
+		if _, err := sqlinspect.Inspect(a.Statement); err != nil {
+			d := access.Decision{Verdict: access.Deny, Reason: err.Error(), Rule: "gatehouse/parse", Code: "42601"}
+			var pe *sqlinspect.ParseError
+			if errors.As(err, &pe) {
+				d.Position = pe.Cursor
+			}
+			c.mu.Lock()
+			c.Records = append(c.Records, Record{Action: *a, Decision: d})
+			c.mu.Unlock()
+			return d, nil
+		}
+	}
 	if c.Deny != nil {
 		if r := c.Deny(a.Statement); r != "" {
 			d := access.Decision{Verdict: access.Deny, Reason: r, Policy: "test", Rule: "deny"}

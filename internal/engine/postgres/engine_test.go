@@ -36,16 +36,22 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Shared(m, &shared, pgtest.Options{}
 // the test's connection name is "orders".
 func start(t *testing.T) *fixture {
 	t.Helper()
+	return startWith(t, &enginetest.Checkpoint{})
+}
+
+// startWith is start with cp as the checkpoint (its Deny is set to start's).
+func startWith(t *testing.T, cp *enginetest.Checkpoint) *fixture {
+	t.Helper()
 	pgtest.Need(t, shared)
 	pg := shared
 	db := pg.CreateDB(t)
 	pg.Exec(t, db, "CREATE TABLE items (id int primary key, name text)")
-	cp := &enginetest.Checkpoint{Deny: func(s string) string {
+	cp.Deny = func(s string) string {
 		if strings.Contains(strings.ToLower(s), "drop table") {
 			return "DROP TABLE is not allowed for agents"
 		}
 		return ""
-	}}
+	}
 	op := &enginetest.Opener{Token: token, Target: "orders", Checkpoint: cp,
 		Upstream: engine.Upstream{Address: pg.Addr(), Database: db, Username: "postgres", Password: pg.Password, TLSMode: "disable"}}
 	eng := postgres.New(postgres.Config{Opener: op})

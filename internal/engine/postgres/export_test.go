@@ -26,3 +26,6 @@ func (c CatalogForTest) Method(oid uint32, attnum int16, m *access.MaskPlan) (st
 }
 
 func (c CatalogForTest) Invalidate() { c.invalidate() }
+
+// ProbeError exposes probeError (syntax.go).
+var ProbeError = probeError

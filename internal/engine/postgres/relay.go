@@ -149,7 +149,9 @@ func (s *session) upstreamLoop() error {
 			}
 		case 'E':
 			if need() {
-				if cur.deny != nil {
+				if cur.probe {
+					body = probeError(body, *cur.deny)
+				} else if cur.deny != nil {
 					// The upstream raised the gateway's denial (42501 from the
 					// DO block, 26000 from the describe of a statement that
 					// cannot exist); the client sees the gateway's own error.

@@ -270,6 +270,11 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 			for _, ps := range stmts[:i] {
 				s.cp.Record(ps.action, ps.decision, access.Outcome{Rows: -1, Error: "not executed: another statement in the same query was denied"})
 			}
+			if d.Rule == ruleParse {
+				// PostgreSQL's own syntax error, for the whole text.
+				s.probeSyntax(sql, &d, true)
+				return nil
+			}
 			s.t.push(pending{kind: rQuery, deny: &d})
 			writeQuery(s.uw, raiseSQL(d))
 			return nil
@@ -314,6 +319,10 @@ func (s *session) parse(ctx context.Context, body []byte) error {
 		d = s.check(ctx, a)
 	}
 	if !d.Allowed() && d.Verdict != access.Hold {
+		if d.Rule == ruleParse {
+			s.probeSyntax(query, &d, false)
+			return nil
+		}
 		s.denyExtended(d)
 		return nil
 	}

@@ -41,6 +41,7 @@ type pending struct {
 	kind  respKind
 	drop  bool             // injected by the gateway: the client must not see its success response
 	deny  *access.Decision // this entry carries a denial raised upstream
+	probe bool             // rParse: a syntax probe (syntax.go); its error is the upstream's own
 	stmt  *prepared        // rExecute, rFunc: what runs
 	stmts []*prepared      // rQuery: statements of the message, in order
 	idx   int              // rQuery: statements completed so far
