@@ -10,10 +10,15 @@
 # conformance bug (or a documented, explained difference).
 #
 # Usage: test/regress/run.sh [--direct-only | --gateway] [--keep] [--schedule FILE]
+#                            [--policies FILE] [--policy-leg FILE]
 #   --direct-only  skip the gateway leg
 #   --gateway      require the gateway leg (fail if bin/gatehouse cannot serve)
 #   default        run the gateway leg when bin/gatehouse can serve (GATEHOUSE_REGRESS_GATEWAY=0|1|auto)
 #   --keep         keep the work directory (results, diffs, logs)
+#   --policies F   load policies file F into the gateway leg
+#   --policy-leg F after the gateway leg, a third leg through a gatehouse with
+#                  policies file F (e.g. test/regress/allow-all.yaml), compared
+#                  with the same direct leg (saves a second direct leg)
 #   --via-pgbouncer run the second leg through PgBouncer instead (checks this
 #                  harness, and shows what a plain pooler changes)
 # Env: GATEHOUSE_BIN (default bin/gatehouse), GATEHOUSE_CACHE (suite build cache),
@@ -27,6 +32,7 @@ gateway=${GATEHOUSE_REGRESS_GATEWAY:-auto}
 keep=0
 schedule=parallel_schedule
 policy_args=()
+policy_leg=""
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--direct-only) gateway=0; shift ;;
@@ -35,7 +41,8 @@ while [[ $# -gt 0 ]]; do
 	--via-pgbouncer) gateway=pgbouncer; shift ;;
 	--schedule) schedule=$2; shift 2 ;;
 	--policies) policy_args=(--policies "$2"); shift 2 ;;
-	-h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--policy-leg) policy_leg=$2; shift 2 ;;
+	-h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -65,6 +72,7 @@ chmod 0755 "$work"
 if [[ $(id -u) -eq 0 ]]; then chown postgres: "$work"; fi # pg_regress runs as postgres
 cleanup() {
 	"$root/scripts/start-gatehouse.sh" --stop "$work/gw" 2>/dev/null || true
+	"$root/scripts/start-gatehouse.sh" --stop "$work/gw-policy" 2>/dev/null || true
 	"$root/scripts/start-postgres.sh" --stop "$work/pg" 2>/dev/null || true
 	if [[ $keep -eq 1 ]]; then log "kept $work"; else rm -rf "$work"; fi
 }
@@ -158,6 +166,7 @@ if [[ $gateway == 0 ]]; then
 	exit 0
 fi
 
+legs=(gateway)
 if [[ $gateway == pgbouncer ]]; then
 	log "starting PgBouncer (second leg goes through it, not gatehouse)"
 	"$root/scripts/start-pgbouncer.sh" "$work/gw" "$work/pg/pg.env" >/dev/null || exit 2
@@ -167,64 +176,89 @@ else
 	log "starting gatehouse"
 	"$root/scripts/start-gatehouse.sh" --bin "$bin" "${policy_args[@]}" --connection regression "$work/gw" "$work/pg/pg.env" >/dev/null || exit 2
 	run_leg gateway "$work/gw/gatehouse.env"
+	if [[ -n $policy_leg ]]; then
+		"$root/scripts/start-gatehouse.sh" --stop "$work/gw"
+		log "starting gatehouse with policies $policy_leg"
+		"$root/scripts/start-gatehouse.sh" --bin "$bin" --policies "$policy_leg" --connection regression "$work/gw-policy" "$work/pg/pg.env" >/dev/null || exit 2
+		run_leg policy "$work/gw-policy/gatehouse.env"
+		legs+=(policy)
+	fi
 fi
 
 echo "== PostgreSQL regression suite ($schedule, suite $(cat "$tree/.gatehouse-source-version" 2>/dev/null || echo '?'), server $("$bindir/postgres" --version | awk '{print $3}'))"
 summary direct
-summary gateway "$([[ $gateway == pgbouncer ]] && echo pgbouncer || echo gatehouse)"
-join -a1 -a2 -e missing -o 0,1.2,2.2 "$work/direct.results" "$work/gateway.results" >"$work/joined"
-only_gw=$(awk '$2 == "ok" && $3 != "ok" {print $1}' "$work/joined")
-only_direct=$(awk '$2 != "ok" && $3 == "ok" {print $1}' "$work/joined")
-both=$(awk '$2 != "ok" && $3 != "ok" {print $1}' "$work/joined" | tr '\n' ' ')
-differs=""
-if [[ -n $both ]]; then
-	echo "failing on both paths (not the gateway's doing): $both"
-	# ... unless the gateway fails them differently: compare the outputs.
-	for t in $both; do
-		f=$(find "$work/direct/results" -name "$t.out" -print -quit)
-		[[ -n $f ]] || continue
-		cmp -s "$f" "$work/gateway/results/${f#"$work/direct/results/"}" ||
-			{ echo "  but $t's output differs between the paths:"; diff "$f" "$work/gateway/results/${f#"$work/direct/results/"}" | sed -n '1,20s/^/    /p' || true; differs+="$t "; }
-	done
-fi
-if [[ -n $only_direct ]]; then echo "failing only DIRECT (flaky?): $(echo $only_direct)"; fi
+label() { # LEG: how a leg is named in the output
+	case $1 in
+	policy) echo "gatehouse with $(basename "$policy_leg")" ;;
+	*) if [[ $gateway == pgbouncer ]]; then echo pgbouncer; else echo "gatehouse${policy_args[1]:+ with $(basename "${policy_args[1]}")}"; fi ;;
+	esac
+}
+for leg in "${legs[@]}"; do summary "$leg" "$(label "$leg")"; done
+
 # Known, explained differences (test/regress/gateway-differences.txt: "test
 # reason…" lines) are printed with their reason on every run, never silently
 # dropped, but do not fail the run; a listed test that passes again is flagged
 # so the list stays true.
 known=$root/test/regress/gateway-differences.txt
 reason() { [[ ! -f $known ]] || sed -nE "s/^$1[[:space:]]+//p" "$known" | head -n1; }
-unexplained=""
-for t in $only_gw; do
-	r=$(reason "$t")
-	if [[ -n $r ]]; then
-		echo "known difference: $t — $r"
-	else
-		unexplained+="$t "
+
+# compare LEG: prints how LEG's results differ from the direct leg's; returns
+# 0 when they differ at most by known differences, 1 otherwise.
+compare() {
+	local leg=$1 name
+	name=$(label "$leg")
+	echo "== direct vs $name"
+	join -a1 -a2 -e missing -o 0,1.2,2.2 "$work/direct.results" "$work/$leg.results" >"$work/$leg.joined"
+	local only_gw only_direct both differs="" unexplained="" t f r
+	only_gw=$(awk '$2 == "ok" && $3 != "ok" {print $1}' "$work/$leg.joined")
+	only_direct=$(awk '$2 != "ok" && $3 == "ok" {print $1}' "$work/$leg.joined")
+	both=$(awk '$2 != "ok" && $3 != "ok" {print $1}' "$work/$leg.joined" | tr '\n' ' ')
+	if [[ -n $both ]]; then
+		echo "failing on both paths (not the gateway's doing): $both"
+		# ... unless the gateway fails them differently: compare the outputs.
+		for t in $both; do
+			f=$(find "$work/direct/results" -name "$t.out" -print -quit)
+			[[ -n $f ]] || continue
+			cmp -s "$f" "$work/$leg/results/${f#"$work/direct/results/"}" ||
+				{ echo "  but $t's output differs between the paths:"; diff "$f" "$work/$leg/results/${f#"$work/direct/results/"}" | sed -n '1,20s/^/    /p' || true; differs+="$t "; }
+		done
 	fi
-done
-if [[ -f $known ]]; then
-	for t in $(grep -vE '^[[:space:]]*(#|$)' "$known" | awk '{print $1}'); do
-		grep -qx "$t ok ok" "$work/joined" && echo "note: $t is listed in gateway-differences.txt but now passes through gatehouse: remove it"
-	done
-fi
-unexplained+=$differs
-if [[ -z $only_gw && -z $only_direct && -z $differs ]]; then
-	echo "RESULT: same result set direct and through gatehouse"
-	exit 0
-fi
-if [[ -n $only_gw ]]; then
-	echo "failing only THROUGH GATEHOUSE: $(echo $only_gw)"
+	if [[ -n $only_direct ]]; then echo "failing only DIRECT (flaky?): $(echo $only_direct)"; fi
 	for t in $only_gw; do
-		echo "--- $t${GATEHOUSE_REGRESS_DIFF_LINES:+ (first $GATEHOUSE_REGRESS_DIFF_LINES diff lines)}"
-		excerpt gateway "$t"
+		r=$(reason "$t")
+		if [[ -n $r ]]; then
+			echo "known difference: $t — $r"
+		else
+			unexplained+="$t "
+		fi
 	done
-fi
-if [[ -z $unexplained ]]; then
-	echo "RESULT: result sets differ only by the known differences above${only_direct:+ (and direct-only failures)}"
-	[[ -z $only_direct ]] && exit 0
-	exit 1
-fi
-echo "RESULT: result sets differ; unexplained: $unexplained"
-[[ $keep -eq 1 ]] || echo "(re-run with --keep to inspect $work/{direct,gateway}/regression.diffs)"
-exit 1
+	if [[ -f $known ]]; then
+		for t in $(grep -vE '^[[:space:]]*(#|$)' "$known" | awk '{print $1}'); do
+			grep -qx "$t ok ok" "$work/$leg.joined" && echo "note: $t is listed in gateway-differences.txt but now passes through $name: remove it"
+		done
+	fi
+	unexplained+=$differs
+	if [[ -z $only_gw && -z $only_direct && -z $differs ]]; then
+		echo "RESULT ($name): same result set direct and through $name"
+		return 0
+	fi
+	if [[ -n $only_gw ]]; then
+		echo "failing only THROUGH $name: $(echo $only_gw)"
+		for t in $only_gw; do
+			echo "--- $t${GATEHOUSE_REGRESS_DIFF_LINES:+ (first $GATEHOUSE_REGRESS_DIFF_LINES diff lines)}"
+			excerpt "$leg" "$t"
+		done
+	fi
+	if [[ -z $unexplained ]]; then
+		echo "RESULT ($name): result sets differ only by the known differences above${only_direct:+ (and direct-only failures)}"
+		[[ -z $only_direct ]] && return 0
+		return 1
+	fi
+	echo "RESULT ($name): result sets differ; unexplained: $unexplained"
+	return 1
+}
+
+status=0
+for leg in "${legs[@]}"; do compare "$leg" || status=1; done
+if [[ $status -ne 0 && $keep -ne 1 ]]; then echo "(re-run with --keep to inspect $work/{direct,$(IFS=,; echo "${legs[*]}")}/regression.diffs)"; fi
+exit $status
