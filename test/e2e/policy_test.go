@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 const agentPolicies = `
@@ -101,6 +103,14 @@ func TestPolicyDecisions(t *testing.T) {
 	_, err = c.Exec(ctx, "selec 1", pgx.QueryExecModeSimpleProtocol)
 	if sqlstate(err) != "42601" || !strings.Contains(err.Error(), `syntax error at or near "selec"`) {
 		t.Fatalf("unparseable: %v", err)
+	}
+	// ... all of it: the whole text's position (not the split statement's
+	// "at end of input"), DETAIL and HINT, which only the server has.
+	_, err = c.Exec(ctx, "select 1; create policy p on items as ugly using (true);", pgx.QueryExecModeSimpleProtocol)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Message != `unrecognized row security option "ugly"` || pe.Position != 39 ||
+		pe.Hint != "Only PERMISSIVE or RESTRICTIVE policies are supported currently." {
+		t.Fatalf("unparseable, server's words: %#v", err)
 	}
 	// psql sees the same.
 	out, err := e.runErr(agent, "psql", "-X", "-c", "drop table items")
