@@ -42,7 +42,7 @@ while [[ $# -gt 0 ]]; do
 	--schedule) schedule=$2; shift 2 ;;
 	--policies) policy_args=(--policies "$2"); shift 2 ;;
 	--policy-leg) policy_leg=$2; shift 2 ;;
-	-h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
