@@ -350,6 +350,16 @@ func TestStandardConformingStrings(t *testing.T) {
 	if _, err := c.Exec(ctx, `select 'a\'b', 1`, pgx.QueryExecModeSimpleProtocol); pgCode(err) != "42501" {
 		t.Fatalf("plain backslash with the setting off: %v", err)
 	}
+	// Text the server refuses as well gets the server's own error (the
+	// gateway asks it to parse the text; syntax.go).
+	_, err = c.Exec(ctx, `select U&'d\0061t'`, pgx.QueryExecModeSimpleProtocol)
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Message != "unsafe use of string constant with Unicode escapes" || pe.Position != 8 {
+		t.Fatalf("server-refused text with the setting off: %#v", err)
+	}
+	if _, err := c.PgConn().Prepare(ctx, "u", `select U&'d\0061t'`, nil); err == nil || !strings.Contains(err.Error(), "unsafe use of string constant") {
+		t.Fatalf("server-refused text with the setting off (Parse): %v", err)
+	}
 	// (pgx refuses its own simple protocol once the setting is off; the
 	// extended protocol carries the text as a Parse.)
 	if err := c.QueryRow(ctx, `select E'a\\b'`).Scan(&v); err != nil || v != `a\b` {

@@ -243,11 +243,12 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 		// Where statements end depends on standard_conforming_strings, which
 		// the session may have changed: refuse rather than guess (fail closed).
 		a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: sql, Protocol: "simple"}
-		d := access.Decision{Verdict: access.Deny, Rule: "gatehouse/lexer",
+		d := access.Decision{Verdict: access.Deny, Rule: ruleLexer,
 			Reason: "this text reads differently depending on standard_conforming_strings (backslashes in '…' strings); keep standard_conforming_strings on or use E'…' strings"}
 		s.cp.Record(a, d, access.Outcome{Rows: -1, Error: "refused: ambiguous statement boundaries"})
-		s.t.push(pending{kind: rQuery, deny: &d})
-		writeQuery(s.uw, raiseSQL(d))
+		// Text the server refuses too gets the server's error (e.g. its
+		// "unsafe use of string constant with Unicode escapes").
+		s.probeSyntax(sql, &d, true)
 		return nil
 	}
 	parts := sqlinspect.Split(sql)
@@ -312,14 +313,14 @@ func (s *session) parse(ctx context.Context, body []byte) error {
 	a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Statement: query, Prepared: name, Protocol: "extended"}
 	var d access.Decision
 	if s.lexDiverges(query) {
-		d = access.Decision{Verdict: access.Deny, Rule: "gatehouse/lexer",
+		d = access.Decision{Verdict: access.Deny, Rule: ruleLexer,
 			Reason: "this text reads differently depending on standard_conforming_strings (backslashes in '…' strings); keep standard_conforming_strings on or use E'…' strings"}
 		s.cp.Record(a, d, access.Outcome{Rows: -1, Error: "refused: ambiguous lexing"})
 	} else {
 		d = s.check(ctx, a)
 	}
 	if !d.Allowed() && d.Verdict != access.Hold {
-		if d.Rule == ruleParse {
+		if d.Rule == ruleParse || d.Rule == ruleLexer {
 			s.probeSyntax(query, &d, false)
 			return nil
 		}

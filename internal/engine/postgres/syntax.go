@@ -33,6 +33,13 @@ import (
 // parse (internal/checkpoint, decidePolicy).
 const ruleParse = "gatehouse/parse"
 
+// ruleLexer refuses text whose statement boundaries or strings depend on
+// standard_conforming_strings while it may be off (session.lexDiverges).
+// The probe is as safe there: whatever the server's lexer makes of the
+// text, it only parses it; what it refuses gets its own error, what it
+// accepts the gateway's refusal.
+const ruleLexer = "gatehouse/lexer"
+
 // syntaxProbePrefix is put before the client's text; see above.
 const syntaxProbePrefix = "SELECT 1;"
 
