@@ -80,7 +80,14 @@ func (s *session) upstreamLoop() error {
 				v, _, _ := cstring(rest)
 				s.scsOff.Store(v == "off")
 			}
-		case 'd', 'N', 'A': // copy data, notices, notifications
+		case 'N':
+			if need() && cur.probe {
+				// A warning the server's parser raised on the syntax probe
+				// (nonstandard use of \\ …): the client's own query raises it
+				// too, at the position in the client's text.
+				body = shiftPosition(body, -len(syntaxProbePrefix))
+			}
+		case 'd', 'A': // copy data, notifications
 		case 't': // ParameterDescription: kept for held statements, whose parameters approvers read
 			if need() && cur.kind == rDescribe && cur.dstmt != nil && cur.dstmt.decision.Verdict == access.Hold {
 				if oids, ok := parseParameterDescription(body); ok {

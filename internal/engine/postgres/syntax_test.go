@@ -3,6 +3,8 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -143,4 +145,41 @@ func FuzzProbeError(f *testing.F) {
 			t.Fatalf("fields changed: %+v -> %+v", in, got)
 		}
 	})
+}
+
+// TestProbeWarningsAtClientPositions: warnings the server's parser raises
+// on the probe (nonstandard use of \\ with standard_conforming_strings off)
+// reach the client at positions in its own text, as they would direct.
+func TestProbeWarningsAtClientPositions(t *testing.T) {
+	f := startWith(t, &enginetest.Checkpoint{Parse: true})
+	ctx := context.Background()
+	cfg, err := pgx.ParseConfig(f.dsn("orders", token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var notices []*pgconn.Notice
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { notices = append(notices, n) }
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "set standard_conforming_strings = off", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	// Refused by the gateway (the server would run it), after the server's
+	// warnings about it.
+	_, err = c.Exec(ctx, `select 'a\\b' as f1, 'c\\d' as f2`, pgx.QueryExecModeSimpleProtocol)
+	if pgCode(err) != "42501" {
+		t.Fatalf("want the gateway's refusal, got %v", err)
+	}
+	var pos []int32
+	for _, n := range notices {
+		if n.Severity == "WARNING" && strings.Contains(n.Message, "nonstandard use of \\\\") {
+			pos = append(pos, n.Position)
+		}
+	}
+	if !reflect.DeepEqual(pos, []int32{8, 22}) {
+		t.Errorf("warning positions %v, want [8 22]", pos)
+	}
 }
