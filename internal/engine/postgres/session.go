@@ -440,6 +440,17 @@ func (s *session) redecide(ctx context.Context, pt *portal) bool {
 	if s.stmts[old.action.Prepared] == old {
 		s.stmts[old.action.Prepared] = ps
 	}
+	if d.Verdict == access.Hold && old.decision.Verdict != access.Hold {
+		// Approvers must see the parameters, which Bind keeps only for
+		// statements already held then. Refuse this once; the statement
+		// now needs review, so its next Bind keeps them and its Execute
+		// is held.
+		dd := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
+			Reason: "this prepared statement now needs approval (the policies changed since it was bound), so it was not run; run it again to request the review"}
+		s.cp.Record(old.action, dd, access.Outcome{Rows: -1, Error: "refused: needs review; bound before it did"})
+		s.denyExtended(dd)
+		return false
+	}
 	pt.stmt = ps
 	return true
 }
