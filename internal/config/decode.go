@@ -380,6 +380,12 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		"audit": func(v *yaml.Node, key string) {
 			d.mapping(v, key, map[string]fieldFunc{
 				"queue_size": d.integer(&c.Audit.QueueSize),
+				"recording": func(v *yaml.Node, key string) {
+					d.mapping(v, key, map[string]fieldFunc{
+						"rows":  d.integer(&c.Audit.Recording.Rows),
+						"bytes": d.size(&c.Audit.Recording.Bytes),
+					})
+				},
 			})
 		},
 		// Policies are compiled by package policy (CEL), which needs the

@@ -49,6 +49,8 @@ type Store interface {
 	// ListEvents returns events matching f in ascending Seq order: the most
 	// recent f.Limit (default 100) matching events.
 	ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+	// CountEvents returns how many events match f (f.Limit is ignored).
+	CountEvents(ctx context.Context, f audit.Filter) (int64, error)
 
 	// PutConnection inserts c or replaces the connection of the same name,
 	// keeping the stored CreatedAt on replace. An empty Secret or Access is

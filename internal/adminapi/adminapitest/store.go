@@ -7,6 +7,7 @@ package adminapitest
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 
@@ -40,6 +41,13 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
 		s.events = append(s.events, events[i])
 	}
 	return nil
+}
+
+// CountEvents returns how many events match f, ignoring f.Limit.
+func (s *Store) CountEvents(ctx context.Context, f audit.Filter) (int64, error) {
+	f.Limit = math.MaxInt
+	evs, err := s.ListEvents(ctx, f)
+	return int64(len(evs)), err
 }
 
 // ListEvents returns the most recent f.Limit matching events in ascending

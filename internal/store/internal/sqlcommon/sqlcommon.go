@@ -75,6 +75,23 @@ const EventColumns = "seq, time, type, session_id, issuer, subject, connection, 
 // forward never skips events. Callers put them in ascending order with
 // Ascending.
 func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
+	where, args := eventWhere(f, ph, timeArg)
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	var b strings.Builder
+	b.WriteString("SELECT " + EventColumns + " FROM audit_events" + where)
+	order := " ORDER BY seq DESC LIMIT "
+	if f.AfterSeq > 0 {
+		order = " ORDER BY seq ASC LIMIT "
+	}
+	b.WriteString(order + strconv.Itoa(limit))
+	return b.String(), args
+}
+
+// eventWhere is the WHERE clause ("" for none) and arguments selecting f.
+func eventWhere(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -102,21 +119,17 @@ func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) a
 	if f.AfterSeq > 0 {
 		add("seq > ?", f.AfterSeq)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
+	if len(where) == 0 {
+		return "", args
 	}
-	var b strings.Builder
-	b.WriteString("SELECT " + EventColumns + " FROM audit_events")
-	if len(where) > 0 {
-		b.WriteString(" WHERE " + strings.Join(where, " AND "))
-	}
-	order := " ORDER BY seq DESC LIMIT "
-	if f.AfterSeq > 0 {
-		order = " ORDER BY seq ASC LIMIT "
-	}
-	b.WriteString(order + strconv.Itoa(limit))
-	return b.String(), args
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// CountQuery builds the SELECT count(*) of the events f selects, ignoring
+// f.Limit.
+func CountQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
+	where, args := eventWhere(f, ph, timeArg)
+	return "SELECT count(*) FROM audit_events" + where, args
 }
 
 // Ascending puts the rows of EventQuery(f) into ascending seq order.
