@@ -60,7 +60,13 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 		limit = 100
 	}
 	var out []audit.Event
-	for i := len(s.events) - 1; i >= 0 && len(out) < limit; i-- {
+	// Like the real stores: the most recent matches, or with AfterSeq the
+	// oldest ones after it (forward paging).
+	for n := 0; n < len(s.events) && len(out) < limit; n++ {
+		i := len(s.events) - 1 - n
+		if f.AfterSeq > 0 {
+			i = n
+		}
 		e := s.events[i]
 		if e.Seq <= f.AfterSeq ||
 			f.Principal != "" && e.Subject != f.Principal ||
