@@ -14,7 +14,8 @@
 # and is open to group "testers". DIR/gatehouse.env holds client settings like
 # pg.env: PGHOST/PGPORT of the gateway and PGPASSWORD=<token>; it is mode 0600
 # and the token is never printed. GATEHOUSE_TOKEN_ARGS adds arguments to
-# `gatehouse token` (e.g. a longer lifetime).
+# `gatehouse token` (e.g. a longer lifetime); GATEHOUSE_SERVE_ARGS adds
+# arguments to `gatehouse serve` (e.g. --cpuprofile FILE).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -33,7 +34,7 @@ while [[ $# -gt 0 ]]; do
 	--policies) policies=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
 	--stop) mode=stop; shift ;;
 	--check) mode=check; shift ;;
-	-h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "start-gatehouse: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -92,6 +93,7 @@ wait_port() { # port timeout_tenths
 mkdir -p "$dir"
 chmod 0700 "$dir"
 (umask 077 && head -c 32 /dev/urandom | base64 >"$dir/secret.key")
+(umask 077 && head -c 32 /dev/urandom | base64 >"$dir/audit-signing.key")
 
 ok=0
 for attempt in 1 2 3; do
@@ -101,6 +103,8 @@ for attempt in 1 2 3; do
 		echo "listen: { api: 127.0.0.1:$api, postgres: 127.0.0.1:$pgport }"
 		echo "data_dir: $dir/data"
 		echo "secret_key: file:$dir/secret.key"
+		echo "audit:"
+		echo "  signing_key: file:$dir/audit-signing.key"
 		echo "identity: { dev_issuer: true }"
 		echo 'admins: ["group:admins"]'
 		[[ -n $policies ]] && echo "policies_file: $policies"
@@ -112,8 +116,9 @@ for attempt in 1 2 3; do
 		done
 	} >"$dir/gatehouse.yaml"
 	# setsid: the server outlives this script; --stop ends it by its pid.
+	# shellcheck disable=SC2086
 	GATEHOUSE_UPSTREAM_PASSWORD=$upstream_password PGPASSWORD="" \
-		setsid "$bin" serve --config "$dir/gatehouse.yaml" >>"$dir/gatehouse.log" 2>&1 </dev/null &
+		setsid "$bin" serve --config "$dir/gatehouse.yaml" ${GATEHOUSE_SERVE_ARGS:-} >>"$dir/gatehouse.log" 2>&1 </dev/null &
 	echo $! >"$dir/gatehouse.pid"
 	if wait_port "$pgport" 300 && wait_port "$api" 100; then
 		ok=1

@@ -469,6 +469,10 @@ func explainStatement(set *policy.Set, a *access.Action) explanation {
 			for w := st.Wraps; w != nil; w = w.Wraps {
 				ex.Statements = append(ex.Statements, explainOne(set, in, w, true))
 			}
+			// A MERGE is decided as each of its actions too.
+			for j := range st.Actions {
+				ex.Statements = append(ex.Statements, explainOne(set, in, &st.Actions[j], true))
+			}
 		}
 	}
 	ex.Decision = offlineCheckpoint(set).Decide(a)

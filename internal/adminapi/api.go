@@ -1,5 +1,6 @@
 // Package adminapi is gatehouse's HTTP control plane: the JSON REST API under
-// /api/v1 (connections, audit events, whoami, OpenAPI document), plus the
+// /api/v1 (connections, audit events, audit export and public key, whoami,
+// OpenAPI document), plus the
 // operational endpoints /healthz, /readyz and /metrics, and the optional dev
 // token issuer under /dev/.
 //
@@ -10,6 +11,7 @@ package adminapi
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -57,6 +59,12 @@ type Options struct {
 	Reviews Reviews
 	// Grants serves /api/v1/grants (time-bound access); nil = 404.
 	Grants Grants
+	// AuditPublicKey verifies audit checkpoints; served without a token at
+	// /api/v1/audit/public-key. nil = that route answers 404.
+	AuditPublicKey ed25519.PublicKey
+	// AuditHeads returns the audit chain heads the running gateway has
+	// stored, put in the header of /api/v1/audit/export; nil = none.
+	AuditHeads func() []audit.Head
 }
 
 // maxBodyBytes bounds request bodies: a connection (with a PEM CA bundle) is
@@ -101,6 +109,8 @@ func New(o Options) http.Handler {
 		http.MethodDelete: s.admin(s.deleteConnection),
 	})
 	mux.Handle(APIPrefix+"/audit/events", methods{http.MethodGet: s.admin(s.listEvents)})
+	mux.Handle(APIPrefix+"/audit/export", methods{http.MethodGet: s.admin(s.exportAudit)})
+	mux.Handle(APIPrefix+"/audit/public-key", methods{http.MethodGet: http.HandlerFunc(s.publicKey)})
 	if o.ReloadPolicies != nil {
 		mux.Handle(APIPrefix+"/policies/reload", methods{http.MethodPost: s.admin(s.reloadPolicies)})
 	}

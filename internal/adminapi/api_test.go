@@ -54,7 +54,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T, opts ...func(*adminapi.Options)) *env {
 	t.Helper()
 	box, err := credential.NewBox(bytes.Repeat([]byte{7}, credential.KeySize))
 	if err != nil {
@@ -63,7 +63,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{t: t, sealer: box, store: adminapitest.NewStore(), issuer: identitytest.New(t), logs: &syncBuffer{}}
 	v := identity.NewVerifier([]identity.IssuerConfig{{URL: e.issuer.URL, Audience: "gatehouse"}},
 		identity.Options{HTTPClient: e.issuer.Client()})
-	h := adminapi.New(adminapi.Options{
+	o := adminapi.Options{
 		Store:    e.store,
 		Verifier: v,
 		Sealer:   e.sealer,
@@ -87,8 +87,11 @@ func newEnv(t *testing.T) *env {
 		},
 		Logger:               slog.New(slog.NewJSONHandler(e.logs, nil)),
 		OnConnectionsChanged: func() { e.changed.Add(1) },
-	})
-	e.srv = httptest.NewServer(h)
+	}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	e.srv = httptest.NewServer(adminapi.New(o))
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -307,6 +310,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		"/api/v1/grants/{id}/approve":  {"post"},
 		"/api/v1/grants/{id}/deny":     {"post"},
 		"/api/v1/grants/{id}/revoke":   {"post"},
+		"/api/v1/audit/export":         {"get"},
+		"/api/v1/audit/public-key":     {"get"},
 	}
 	for path, ms := range want {
 		for _, m := range ms {

@@ -1,15 +1,18 @@
 // Package audit defines gatehouse's typed audit events and the Log that
 // appends them to durable storage in batches, off the data path.
 //
-// This is the basic form (issue 2): typed events stored in the store and read
-// back through the API. The hash chain, signed checkpoints and recordings of
-// the tamper-evident audit issue are added here, behind the same Append call:
-// every event already carries a store-assigned, gap-free sequence number.
+// Every event is also a link of its gateway node's hash chain (package
+// chain): the Log's writer goroutine numbers the node's events 1, 2, 3…,
+// links each to the previous one's hash and signs the head in periodic
+// checkpoints, so the data path still pays only for a channel send.
+// docs/audit.md describes the design and how to verify a chain.
 package audit
 
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/gatehouse/gatehouse/internal/audit/chain"
 )
 
 // Event types.
@@ -34,7 +37,14 @@ type Event struct {
 	Decision   string          `json:"decision,omitempty"` // allow | deny | hold (statements, refused sessions)
 	Reason     string          `json:"reason,omitempty"`
 	Statement  string          `json:"statement,omitempty"`
-	Detail     json.RawMessage `json:"detail,omitempty"` // type-specific JSON object
+	Detail     json.RawMessage `json:"detail,omitempty"` // type-specific JSON object, stored compact
+
+	// Chain fields, assigned by the Log's writer (zero for events stored
+	// before chaining or appended to a store directly).
+	Node     string       `json:"node,omitempty"`      // the gateway node whose chain this event is in
+	NodeSeq  int64        `json:"node_seq,omitempty"`  // 1, 2, 3… per node, gap-free
+	PrevHash chain.Digest `json:"prev_hash,omitempty"` // Hash of node_seq-1; chain.Genesis for node_seq 1
+	Hash     chain.Digest `json:"hash,omitempty"`      // SHA-256 of chain.AppendEncoding(ChainFields())
 
 	// DetailValue, when Detail is nil, is marshalled into Detail by the Log's
 	// writer goroutine, keeping JSON encoding off the data path.
@@ -48,7 +58,34 @@ type Filter struct {
 	Decision   string    // allow | deny | hold
 	Type       string    // event type
 	SessionID  string    // session id
+	Node       string    // chain node
 	Since      time.Time // events at or after
 	AfterSeq   int64     // events with seq > AfterSeq; then Limit takes the oldest N, so followers page forward
+	BeforeSeq  int64     // events with seq < BeforeSeq (0 = no bound)
+	Ascending  bool      // take the oldest N (as with AfterSeq) even when AfterSeq is 0
 	Limit      int       // at most N (0 = 100): the most recent N, or the oldest N after AfterSeq; always ascending seq order
+}
+
+// ChainFields returns what e's chain hash covers.
+func (e *Event) ChainFields() *chain.Fields {
+	return &chain.Fields{Node: e.Node, NodeSeq: e.NodeSeq, PrevHash: e.PrevHash, Time: e.Time, Type: e.Type,
+		SessionID: e.SessionID, Issuer: e.Issuer, Subject: e.Subject, Connection: e.Connection,
+		Decision: e.Decision, Reason: e.Reason, Statement: e.Statement, Detail: e.Detail}
+}
+
+// Checkpoint is a signed chain head (see chain.Checkpoint).
+type Checkpoint = chain.Checkpoint
+
+// CheckpointFilter selects checkpoints for reading, in ascending ID order.
+type CheckpointFilter struct {
+	Node    string // "" = all nodes
+	AfterID int64  // checkpoints with ID > AfterID
+	Limit   int    // at most N (0 = 100)
+}
+
+// Head is the last event of a node's chain; zero when the chain is empty.
+type Head struct {
+	Node    string       `json:"node"`
+	NodeSeq int64        `json:"node_seq"`
+	Hash    chain.Digest `json:"hash"`
 }

@@ -1,13 +1,20 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
+
+	"github.com/gatehouse/gatehouse/internal/audit/chain"
 )
 
 // Sink durably stores batches of events (the store implements it).
@@ -15,10 +22,27 @@ type Sink interface {
 	AppendEvents(ctx context.Context, events []Event) error
 }
 
+// ChainStore is the Sink of a chained Log: it also finds where a node's
+// chain ends (to resume it after a restart) and stores checkpoints.
+type ChainStore interface {
+	Sink
+	// ChainHead returns the node's event with the highest NodeSeq, or a
+	// zero Head when the node has none.
+	ChainHead(ctx context.Context, node string) (Head, error)
+	// AppendCheckpoint stores c (assigning c.ID); storing a checkpoint for
+	// a (node, node_seq) that already has one is a no-op.
+	AppendCheckpoint(ctx context.Context, c *Checkpoint) error
+}
+
 // Log appends events to a Sink in batches from one writer goroutine, so the
 // data path pays for a channel send, not a database write. It never drops an
 // event: when the queue is full, Append waits (back-pressure), and a failing
 // sink is retried with backoff.
+//
+// A chained Log (Open) also assigns each event its place in the node's hash
+// chain and signs checkpoints, all in the writer goroutine: the chain order
+// is the order events leave the queue, decided in one place, independent of
+// the store.
 type Log struct {
 	ch      chan Event
 	sink    Sink
@@ -26,9 +50,21 @@ type Log struct {
 	done    chan struct{}
 	closing sync.Once
 
-	written  atomic.Int64
-	failures atomic.Int64
-	lastErr  atomic.Pointer[string] // last sink error; nil when the last write succeeded
+	written     atomic.Int64
+	failures    atomic.Int64
+	checkpoints atomic.Int64
+	lastErr     atomic.Pointer[string] // last sink error; nil when the last write succeeded
+
+	// Chain state; only the writer goroutine touches it.
+	chained  bool
+	cs       ChainStore
+	next     Head // head including events assigned but maybe not yet stored
+	hasher   chain.Hasher
+	key      ed25519.PrivateKey
+	every    int64
+	interval time.Duration
+	signed   int64 // NodeSeq of the last checkpoint
+	head     atomic.Pointer[Head]
 }
 
 // maxBatch bounds one transaction; larger batches gain little.
@@ -41,17 +77,76 @@ const maxBatch = 1024
 // become readable, never the statements themselves.
 const linger = 5 * time.Millisecond
 
-// NewLog starts a Log with a queue of queueSize events (0 = 65536).
+// Checkpoint defaults.
+const (
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = 10 * time.Second
+)
+
+// NewLog starts an unchained Log with a queue of queueSize events (0 =
+// 65536): events get no chain fields. The gateway uses Open; NewLog serves
+// tests and tools that need only batching.
 func NewLog(sink Sink, queueSize int, logger *slog.Logger) *Log {
+	l := newLog(sink, queueSize, logger)
+	go l.run()
+	return l
+}
+
+func newLog(sink Sink, queueSize int, logger *slog.Logger) *Log {
 	if queueSize <= 0 {
 		queueSize = 65536
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	l := &Log{ch: make(chan Event, queueSize), sink: sink, log: logger, done: make(chan struct{})}
+	return &Log{ch: make(chan Event, queueSize), sink: sink, log: logger, done: make(chan struct{})}
+}
+
+// Options configure a chained Log.
+type Options struct {
+	Node      string       // chain name (required): one chain per gateway node
+	QueueSize int          // 0 = 65536
+	Logger    *slog.Logger // nil = slog.Default()
+
+	// SigningKey signs checkpoints; nil = no checkpoints (the chain is then
+	// verifiable for consistency but nothing vouches for its head).
+	SigningKey         ed25519.PrivateKey
+	CheckpointEvery    int           // sign after this many new events (at a batch boundary); 0 = 1000
+	CheckpointInterval time.Duration // sign at this interval when new events exist; 0 = 10s
+}
+
+// Open starts a chained Log for o.Node, resuming the node's chain from the
+// last event the store holds for it.
+func Open(ctx context.Context, st ChainStore, o Options) (*Log, error) {
+	if o.Node == "" {
+		return nil, errors.New("audit: chain node name is empty")
+	}
+	h, err := st.ChainHead(ctx, o.Node)
+	if err != nil {
+		return nil, fmt.Errorf("audit: resuming chain %q: %w", o.Node, err)
+	}
+	if h.NodeSeq == 0 {
+		h = Head{Node: o.Node, Hash: chain.Genesis}
+	} else if len(h.Hash) != chain.HashSize {
+		return nil, fmt.Errorf("audit: resuming chain %q: the store's event node_seq %d has no valid hash", o.Node, h.NodeSeq)
+	}
+	h.Node = o.Node
+	l := newLog(st, o.QueueSize, o.Logger)
+	l.chained, l.cs, l.next, l.key = true, st, h, o.SigningKey
+	l.every, l.interval = int64(o.CheckpointEvery), o.CheckpointInterval
+	if l.every <= 0 {
+		l.every = DefaultCheckpointEvery
+	}
+	if l.interval <= 0 {
+		l.interval = DefaultCheckpointInterval
+	}
+	// Events of an earlier run after its last checkpoint (a crash) are
+	// signed by this run's first checkpoint; an already signed head is not
+	// signed twice (AppendCheckpoint ignores the duplicate).
+	hc := h
+	l.head.Store(&hc)
 	go l.run()
-	return l
+	return l, nil
 }
 
 // Append queues e. It fills in Time when zero.
@@ -68,8 +163,21 @@ func (l *Log) QueueDepth() int { return len(l.ch) }
 // Written is the number of events durably stored so far.
 func (l *Log) Written() int64 { return l.written.Load() }
 
-// Failures counts failed sink writes (each retried).
+// Failures counts failed sink writes (each retried) and failed checkpoints.
 func (l *Log) Failures() int64 { return l.failures.Load() }
+
+// Checkpoints counts checkpoints stored by this Log.
+func (l *Log) Checkpoints() int64 { return l.checkpoints.Load() }
+
+// Head is the last event of this node's chain that is durably stored (zero
+// for an unchained Log). A verifier of the live store checks that the
+// store still holds it.
+func (l *Log) Head() Head {
+	if h := l.head.Load(); h != nil {
+		return *h
+	}
+	return Head{}
+}
 
 // Healthy reports the last sink error, nil when writes succeed.
 func (l *Log) Healthy() error {
@@ -79,8 +187,9 @@ func (l *Log) Healthy() error {
 	return nil
 }
 
-// Close stops accepting events and waits until queued ones are written or
-// ctx ends. Append must not be called after Close.
+// Close stops accepting events and waits until queued ones are written (and
+// a final checkpoint signed) or ctx ends. Append must not be called after
+// Close.
 func (l *Log) Close(ctx context.Context) error {
 	l.closing.Do(func() { close(l.ch) })
 	select {
@@ -93,8 +202,25 @@ func (l *Log) Close(ctx context.Context) error {
 
 func (l *Log) run() {
 	defer close(l.done)
+	var tick <-chan time.Time
+	if l.key != nil {
+		t := time.NewTicker(l.interval)
+		defer t.Stop()
+		tick = t.C
+	}
 	batch := make([]Event, 0, maxBatch)
-	for e := range l.ch {
+	for {
+		var e Event
+		var ok bool
+		select {
+		case e, ok = <-l.ch:
+		case <-tick:
+			l.checkpoint()
+			continue
+		}
+		if !ok {
+			break
+		}
 		batch = append(batch[:0], e)
 		// Sleep instead of selecting on the channel: a goroutine parked on
 		// the channel would be woken (a thread wake-up) by every Append,
@@ -114,27 +240,76 @@ func (l *Log) run() {
 			}
 		}
 		l.write(batch)
+		if l.key != nil && l.next.NodeSeq-l.signed >= l.every {
+			l.checkpoint()
+		}
+	}
+	l.checkpoint() // at shutdown
+}
+
+// prepare encodes details and, for a chained Log, links the batch into the
+// chain. A Detail handed in as bytes is stored compact, so the bytes the
+// hash covers are the bytes an export carries (JSON encoders compact raw
+// JSON they embed).
+func (l *Log) prepare(batch []Event) {
+	var buf bytes.Buffer
+	for i := range batch {
+		e := &batch[i]
+		if e.Detail == nil && e.DetailValue != nil {
+			b, err := json.Marshal(e.DetailValue)
+			if err != nil {
+				b, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
+			}
+			e.Detail, e.DetailValue = b, nil
+		} else if len(e.Detail) > 0 {
+			buf.Reset()
+			if err := json.Compact(&buf, e.Detail); err != nil {
+				b, _ := json.Marshal(map[string]string{"invalid_detail": string(e.Detail)})
+				e.Detail = b
+			} else if buf.Len() != len(e.Detail) {
+				e.Detail = bytes.Clone(buf.Bytes())
+			}
+		}
+		if !l.chained {
+			continue
+		}
+		// Text columns and JSON hold only UTF-8: a client can send other
+		// bytes (a denied statement never reaches PostgreSQL's check), and
+		// an export would carry them as U+FFFD, no longer the hashed bytes.
+		for _, p := range [...]*string{&e.Type, &e.SessionID, &e.Issuer, &e.Subject, &e.Connection, &e.Decision, &e.Reason, &e.Statement} {
+			if !utf8.ValidString(*p) {
+				*p = strings.ToValidUTF8(*p, "\uFFFD")
+			}
+		}
+		// The store keeps UTC microseconds; hash exactly what it keeps.
+		e.Time = e.Time.UTC().Truncate(time.Microsecond)
+		e.Node = l.next.Node
+		e.NodeSeq = l.next.NodeSeq + 1
+		e.PrevHash = l.next.Hash
+		e.Hash = l.hasher.Sum(e.ChainFields())
+		l.next.NodeSeq, l.next.Hash = e.NodeSeq, e.Hash
 	}
 }
 
 func (l *Log) write(batch []Event) {
-	for i := range batch {
-		if batch[i].Detail == nil && batch[i].DetailValue != nil {
-			b, err := json.Marshal(batch[i].DetailValue)
-			if err != nil {
-				b, _ = json.Marshal(map[string]string{"marshal_error": err.Error()})
-			}
-			batch[i].Detail, batch[i].DetailValue = b, nil
-		}
-	}
+	l.prepare(batch)
 	backoff := 50 * time.Millisecond
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		err := l.sink.AppendEvents(ctx, batch)
+		if err != nil && l.chained && l.stored(ctx, batch) {
+			// The commit went through but its answer was lost: retrying
+			// would collide with the stored events' node_seqs.
+			err = nil
+		}
 		cancel()
 		if err == nil {
 			l.written.Add(int64(len(batch)))
 			l.lastErr.Store(nil)
+			if l.chained {
+				last := batch[len(batch)-1]
+				l.head.Store(&Head{Node: last.Node, NodeSeq: last.NodeSeq, Hash: last.Hash})
+			}
 			return
 		}
 		l.failures.Add(1)
@@ -143,5 +318,39 @@ func (l *Log) write(batch []Event) {
 		l.log.Error("audit write failed; retrying", "events", len(batch), "err", err, "retry_in", backoff)
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// stored reports whether the store's chain head is the batch's last event.
+func (l *Log) stored(ctx context.Context, batch []Event) bool {
+	h, err := l.cs.ChainHead(ctx, l.next.Node)
+	last := batch[len(batch)-1]
+	return err == nil && h.NodeSeq == last.NodeSeq && bytes.Equal(h.Hash, last.Hash)
+}
+
+// checkpoint signs the stored head when it has moved since the last
+// checkpoint. A failure is logged and counted; the next tick retries.
+func (l *Log) checkpoint() {
+	if l.key == nil {
+		return
+	}
+	h := l.Head()
+	if h.NodeSeq == 0 || h.NodeSeq <= l.signed {
+		return
+	}
+	c := chain.Sign(l.key, h.Node, h.NodeSeq, h.Hash, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := l.cs.AppendCheckpoint(ctx, &c)
+	cancel()
+	if err != nil {
+		l.failures.Add(1)
+		msg := "audit checkpoint: " + err.Error()
+		l.lastErr.Store(&msg)
+		l.log.Error("audit checkpoint failed; retrying at the next interval", "node", h.Node, "node_seq", h.NodeSeq, "err", err)
+		return
+	}
+	l.signed = h.NodeSeq
+	if c.ID != 0 { // 0: this head was already signed (by an earlier run)
+		l.checkpoints.Add(1)
 	}
 }

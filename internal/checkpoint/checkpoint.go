@@ -78,8 +78,13 @@ func (c *Checkpoint) WithPolicies(r *policy.Reloadable, inspect Inspector) *Chec
 
 // Check decides a.
 func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decision, error) {
+	return c.check(ctx, a, nil)
+}
+
+// check is Check with the session's catalog (nil = none).
+func (c *Checkpoint) check(ctx context.Context, a *access.Action, cat engine.Catalog) (access.Decision, error) {
 	start := time.Now()
-	d := c.decide(a)
+	d := c.decide(ctx, a, cat)
 	if c.metrics != nil {
 		c.metrics.CheckSeconds.Observe(time.Since(start).Seconds())
 		if !d.Allowed() {
@@ -97,9 +102,12 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 // Decide is Check without side effects (no audit record, no metrics): what
 // the checkpoint would decide for a. `gatehouse policy test|explain` use it
 // offline, so their answers are the gateway's.
-func (c *Checkpoint) Decide(a *access.Action) access.Decision { return c.decide(a) }
+// Offline there is no catalog: views are not seen through.
+func (c *Checkpoint) Decide(a *access.Action) access.Decision {
+	return c.decide(context.Background(), a, nil)
+}
 
-func (c *Checkpoint) decide(a *access.Action) access.Decision {
+func (c *Checkpoint) decide(ctx context.Context, a *access.Action, cat engine.Catalog) access.Decision {
 	a = c.withGrants(a)
 	s := a.Session
 	sel, ok := c.access(s.Target.Name)
@@ -114,7 +122,7 @@ func (c *Checkpoint) decide(a *access.Action) access.Decision {
 	if c.policies == nil {
 		return access.Decision{Verdict: access.Allow}
 	}
-	return c.decidePolicy(a)
+	return c.decidePolicy(ctx, a, cat)
 }
 
 // Record logs the outcome of an allowed action.

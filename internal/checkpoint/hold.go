@@ -11,6 +11,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/engine"
 	"github.com/gatehouse/gatehouse/internal/masking"
 )
 
@@ -57,6 +58,10 @@ func (c *Checkpoint) WithApprovals(a *Approvals) *Checkpoint {
 // with the review id and approvers, or Deny with the reason. Ending ctx
 // (client cancel or disconnect) withdraws the review.
 func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decision, hc access.HoldContext, notify func(msg string)) access.Decision {
+	return c.hold(ctx, a, d, hc, notify, nil)
+}
+
+func (c *Checkpoint) hold(ctx context.Context, a *access.Action, d access.Decision, hc access.HoldContext, notify func(msg string), cat engine.Catalog) access.Decision {
 	if c.approvals == nil || d.Verdict != access.Hold || d.Review == nil {
 		out := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
 			Reason: "this statement needs approval, and approvals are not enabled on this gateway, so it was not run"}
@@ -69,7 +74,7 @@ func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decisi
 		shown[i], _ = masking.MaskEntities(p, kinds)
 	}
 	req := approval.Request{Session: a.Session, Protocol: a.Protocol, Statement: a.Statement,
-		Params: shown, Facts: c.factsJSON(a), History: hc.History, Decision: d}
+		Params: shown, Facts: c.factsJSON(ctx, a, cat), History: hc.History, Decision: d}
 	t, err := c.approvals.Service.Open(ctx, req)
 	if err != nil {
 		out := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
@@ -140,11 +145,11 @@ func maskEntityKinds(m *access.MaskPlan) []masking.Entity {
 }
 
 // factsJSON is the statement facts as the policy saw them, for approvers.
-func (c *Checkpoint) factsJSON(a *access.Action) json.RawMessage {
+func (c *Checkpoint) factsJSON(ctx context.Context, a *access.Action, cat engine.Catalog) json.RawMessage {
 	if a.Kind != access.ActionStatement {
 		return nil
 	}
-	stmts, _, err := c.statements(a)
+	stmts, _, err := c.statements(ctx, a, cat)
 	if err != nil {
 		return nil
 	}

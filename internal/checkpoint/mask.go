@@ -22,6 +22,12 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 	m := toAccessMask(plan)
 	m.MethodFor = plan.MethodFor
 	d.Mask = m
+	for _, st := range facts {
+		if reason := bypassesMasking(st); reason != "" {
+			d.Verdict, d.Rule, d.Reason = access.Deny, "gatehouse/masking", reason
+			return
+		}
+	}
 	if len(plan.Columns) == 0 {
 		return
 	}
@@ -65,6 +71,47 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 			}
 		}
 	}
+}
+
+// serverFileFunctions read (or list, or write) files on the database
+// server: the raw table files under masking (pg_read_binary_file of
+// pg_relation_filepath('customers')) when the upstream role may use them.
+var serverFileFunctions = map[string]bool{
+	"pg_read_file": true, "pg_read_binary_file": true, "pg_stat_file": true,
+	"pg_ls_dir": true, "pg_ls_logdir": true, "pg_ls_waldir": true, "pg_ls_tmpdir": true,
+	"pg_ls_archive_statusdir": true, "pg_ls_logicalsnapdir": true, "pg_ls_logicalmapdir": true, "pg_ls_replslotdir": true,
+	"lo_import": true, "lo_export": true,
+	"pg_file_write": true, "pg_file_read": true, "pg_file_rename": true, "pg_file_unlink": true, "pg_logdir_ls": true, "pg_file_sync": true,
+}
+
+// statisticsRelations hold samples of column values (most common values,
+// histogram bounds) that masking never sees.
+var statisticsRelations = map[string]bool{
+	"pg_stats": true, "pg_stats_ext": true, "pg_stats_ext_exprs": true,
+	"pg_statistic": true, "pg_statistic_ext": true, "pg_statistic_ext_data": true,
+}
+
+// bypassesMasking says why a statement would read data around masking
+// (server files, planner statistics), or "".
+func bypassesMasking(st *sqlinspect.Statement) string {
+	for _, f := range st.Functions {
+		name := strings.ToLower(f[strings.LastIndexByte(f, '.')+1:])
+		if serverFileFunctions[name] {
+			return fmt.Sprintf("%s reads or writes files on the database server, around masking; it is refused while masking applies to you", name)
+		}
+		if name == "pg_mcv_list_items" {
+			return "pg_mcv_list_items shows sampled column values (planner statistics), which masking cannot see; it is refused while masking applies to you"
+		}
+	}
+	if st.Kind == "copy_program" || (st.ServerFile && (st.Kind == "copy_from" || st.Kind == "copy_to")) {
+		return "COPY to or from a file or program on the database server is refused while masking applies to you; use COPY … FROM STDIN / TO STDOUT"
+	}
+	for _, t := range st.Tables {
+		if statisticsRelations[strings.ToLower(t.Name)] {
+			return fmt.Sprintf("%s holds sampled column values (planner statistics), which masking cannot see; it is refused while masking applies to you", t.Name)
+		}
+	}
+	return ""
 }
 
 // sqlTextFunctions run SQL (or read a table) named in a string argument.

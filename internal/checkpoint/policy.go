@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/engine"
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/sqlinspect"
 )
@@ -18,7 +20,7 @@ type Inspector func(sql string) (*sqlinspect.Facts, error)
 
 // decidePolicy applies the statement policies to an action the access list
 // already allows. With no policies (or none applying) the action is allowed.
-func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
+func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat engine.Catalog) access.Decision {
 	set := c.policies.Load()
 	if set == nil || set.Len() == 0 {
 		return access.Decision{Verdict: access.Allow}
@@ -28,7 +30,11 @@ func (c *Checkpoint) decidePolicy(a *access.Action) access.Decision {
 	var raws []*sqlinspect.Statement
 	if a.Kind == access.ActionStatement {
 		var err error
-		if stmts, raws, err = c.statements(a); err != nil {
+		if stmts, raws, err = c.statements(ctx, a, cat); err != nil {
+			var ce *catalogError
+			if errors.As(err, &ce) {
+				return access.Decision{Verdict: access.Deny, Rule: "gatehouse/catalog", Reason: ce.Error()}
+			}
 			// Fail closed: what cannot be parsed cannot be decided. The
 			// client gets the server's own syntax error (PostgreSQL would
 			// have refused it too), with its position.
@@ -151,32 +157,37 @@ func toAccessMask(m policy.MaskPlan) *access.MaskPlan {
 }
 
 // statements returns the policy view of the statements in a.Statement,
-// including wrapped ones, and follows SQL-level PREPARE/EXECUTE within the
+// including wrapped ones and MERGE actions, seen through views when the
+// session has a catalog, and follows SQL-level PREPARE/EXECUTE within the
 // session so EXECUTE is decided as the statement it runs.
-func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, []*sqlinspect.Statement, error) {
+func (c *Checkpoint) statements(ctx context.Context, a *access.Action, cat engine.Catalog) ([]policy.Statement, []*sqlinspect.Statement, error) {
 	facts, err := c.inspect(a.Statement)
+	if err != nil {
+		return nil, nil, err
+	}
+	views, err := lookupViews(ctx, cat, facts)
 	if err != nil {
 		return nil, nil, err
 	}
 	var out []policy.Statement
 	var raws []*sqlinspect.Statement
 	for i := range facts.Statements {
-		st := &facts.Statements[i]
-		out = append(out, PolicyStatement(st))
+		st := expandViews(&facts.Statements[i], views)
+		out = appendPolicy(out, st)
 		raws = append(raws, st)
 		for w := st.Wraps; w != nil; w = w.Wraps {
-			out = append(out, PolicyStatement(w))
+			out = appendPolicy(out, w)
 			raws = append(raws, w)
 		}
 		switch st.Kind {
 		case "prepare":
 			if st.Wraps != nil && a.Session != nil {
-				c.prepared.put(a.Session.ID, st.Name, PolicyStatement(st.Wraps))
+				c.prepared.put(a.Session.ID, st.Name, appendPolicy(nil, st.Wraps))
 			}
 		case "execute":
 			if a.Session != nil {
 				if p, ok := c.prepared.get(a.Session.ID, st.Name); ok {
-					out = append(out, p)
+					out = append(out, p...)
 				}
 			}
 		case "deallocate":
@@ -186,6 +197,19 @@ func (c *Checkpoint) statements(a *access.Action) ([]policy.Statement, []*sqlins
 		}
 	}
 	return out, raws, nil
+}
+
+// appendPolicy appends the policy view of st and of its MERGE actions: a
+// MERGE that deletes is decided as a DELETE too, so rules on UPDATE/DELETE
+// (kind, has_where, tables_written) apply to it.
+func appendPolicy(out []policy.Statement, st *sqlinspect.Statement) []policy.Statement {
+	out = append(out, PolicyStatement(st))
+	for i := range st.Actions {
+		ps := PolicyStatement(&st.Actions[i])
+		ps.Text = st.Text
+		out = append(out, ps)
+	}
+	return out
 }
 
 // PolicyStatement maps inspected statement facts to the policy's input
@@ -227,22 +251,22 @@ func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 // statement runs.
 type preparedStatements struct {
 	mu sync.Mutex
-	m  map[string]map[string]policy.Statement // session id → name → statement
+	m  map[string]map[string][]policy.Statement // session id → name → statement (and its MERGE actions)
 }
 
-func (p *preparedStatements) put(session, name string, st policy.Statement) {
+func (p *preparedStatements) put(session, name string, st []policy.Statement) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.m == nil {
-		p.m = map[string]map[string]policy.Statement{}
+		p.m = map[string]map[string][]policy.Statement{}
 	}
 	if p.m[session] == nil {
-		p.m[session] = map[string]policy.Statement{}
+		p.m[session] = map[string][]policy.Statement{}
 	}
 	p.m[session][strings.ToLower(name)] = st
 }
 
-func (p *preparedStatements) get(session, name string) (policy.Statement, bool) {
+func (p *preparedStatements) get(session, name string) ([]policy.Statement, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	st, ok := p.m[session][strings.ToLower(name)]

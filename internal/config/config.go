@@ -12,27 +12,29 @@ package config
 
 import (
 	"encoding/json"
-	"gopkg.in/yaml.v3"
-	"time"
-
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Default values; docs/configuration.md repeats them.
 const (
-	DefaultAPIListen      = "127.0.0.1:8080"
-	DefaultPostgresListen = "127.0.0.1:15432"
-	DefaultDataDir        = "gatehouse-data"
-	DefaultSecretKey      = Secret("env:GATEHOUSE_SECRET_KEY")
-	DefaultAudience       = "gatehouse"
-	DefaultGroupsClaim    = "groups"
-	DefaultMaxMessageSize = 256 * MiB
-	DefaultAuditQueueSize = 65536
-	DefaultPostgresPort   = "5432"
+	DefaultAPIListen          = "127.0.0.1:8080"
+	DefaultPostgresListen     = "127.0.0.1:15432"
+	DefaultDataDir            = "gatehouse-data"
+	DefaultSecretKey          = Secret("env:GATEHOUSE_SECRET_KEY")
+	DefaultAudience           = "gatehouse"
+	DefaultGroupsClaim        = "groups"
+	DefaultMaxMessageSize     = 256 * MiB
+	DefaultAuditQueueSize     = 65536
+	DefaultCheckpointEvery    = 1000
+	DefaultCheckpointInterval = Duration(10 * time.Second)
+	DefaultPostgresPort       = "5432"
 )
 
 // Config is the whole gatehouse configuration. JSON field names match the
@@ -121,10 +123,19 @@ type Postgres struct {
 	MaxMessageSize ByteSize `json:"max_message_size"`
 }
 
-// Audit configures the audit pipeline.
+// Audit configures the audit pipeline and its hash chain (docs/audit.md).
 type Audit struct {
 	QueueSize int       `json:"queue_size"` // events buffered before the data path waits
 	Recording Recording `json:"recording"`  // what each statement event records of its data
+	// Node names this gateway's hash chain; "" = the host name. Every node
+	// sharing a store needs its own name.
+	Node string `json:"node"`
+	// SigningKey is a reference to the Ed25519 key that signs checkpoints
+	// (PEM PKCS #8 or a base64 32-byte seed); "" = no checkpoints, except
+	// that --dev generates one in data_dir.
+	SigningKey         Secret   `json:"signing_key"`
+	CheckpointEvery    int      `json:"checkpoint_every"`    // sign after this many new events
+	CheckpointInterval Duration `json:"checkpoint_interval"` // sign at this interval when new events exist
 }
 
 // Recording bounds the session recording kept in each statement's audit
@@ -199,8 +210,9 @@ func Default() *Config {
 		Log:       Log{Level: "info", Format: "json"},
 		Identity:  Identity{Audience: DefaultAudience},
 		Postgres:  Postgres{MaxMessageSize: DefaultMaxMessageSize},
-		Audit: Audit{QueueSize: DefaultAuditQueueSize,
-			Recording: Recording{Rows: DefaultRecordingRows, Bytes: DefaultRecordingBytes}},
+		Audit: Audit{QueueSize: DefaultAuditQueueSize, CheckpointEvery: DefaultCheckpointEvery,
+			CheckpointInterval: DefaultCheckpointInterval,
+			Recording:          Recording{Rows: DefaultRecordingRows, Bytes: DefaultRecordingBytes}},
 		Approvals: Approvals{Timeout: DefaultApprovalTimeout},
 	}
 	c.fillDefaults()

@@ -281,6 +281,7 @@ func (d *decoder) integer(dst *int) fieldFunc {
 }
 
 // duration decodes a Go duration ("90s", "5m", "1h30m").
+
 func (d *decoder) duration(dst *Duration) fieldFunc {
 	return func(n *yaml.Node, path string) {
 		s, line, ok := d.scalar(n, path)
@@ -290,6 +291,7 @@ func (d *decoder) duration(dst *Duration) fieldFunc {
 		v, err := time.ParseDuration(s)
 		if err != nil {
 			d.add(line, path, "must be a duration such as 30s, 5m or 1h (got %q)", s)
+
 			return
 		}
 		*dst = Duration(v)
@@ -379,7 +381,11 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		},
 		"audit": func(v *yaml.Node, key string) {
 			d.mapping(v, key, map[string]fieldFunc{
-				"queue_size": d.integer(&c.Audit.QueueSize),
+				"queue_size":          d.integer(&c.Audit.QueueSize),
+				"node":                d.str(&c.Audit.Node),
+				"signing_key":         d.secret(&c.Audit.SigningKey),
+				"checkpoint_every":    d.integer(&c.Audit.CheckpointEvery),
+				"checkpoint_interval": d.duration(&c.Audit.CheckpointInterval),
 				"recording": func(v *yaml.Node, key string) {
 					d.mapping(v, key, map[string]fieldFunc{
 						"rows":  d.integer(&c.Audit.Recording.Rows),

@@ -179,6 +179,16 @@ func (c *Config) check() []problem {
 	}
 	checkSelectors(ck, "approvals.approvers", c.Approvals.Approvers)
 	checkWebhooks(ck, "approvals.webhooks", c.Approvals.Webhooks)
+	if n := c.Audit.Node; n != "" && !printableToken(n, 255) {
+		ck.add("audit.node", "must be 1-255 printable characters without spaces (got %q)", n)
+	}
+	checkRefOnly(ck, "audit.signing_key", c.Audit.SigningKey)
+	if e := c.Audit.CheckpointEvery; e < 1 || e > MaxAuditQueueSize {
+		ck.add("audit.checkpoint_every", "must be between 1 and %d (got %d)", MaxAuditQueueSize, e)
+	}
+	if d := time.Duration(c.Audit.CheckpointInterval); d < 100*time.Millisecond || d > 24*time.Hour {
+		ck.add("audit.checkpoint_interval", "must be between 100ms and 24h (got %s)", d)
+	}
 	c.checkConnections(ck)
 	return ck.probs
 }
@@ -447,6 +457,7 @@ func (c *Config) ResolveSecrets() error {
 	}
 	try("store", c.Store)
 	try("secret_key", c.SecretKey)
+	try("audit.signing_key", c.Audit.SigningKey)
 	cert, okCert := try("tls.cert", c.TLS.Cert)
 	key, okKey := try("tls.key", c.TLS.Key)
 	if okCert && okKey {

@@ -7,6 +7,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
@@ -24,6 +25,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/adminapi"
 	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/audit/chain"
 	"github.com/gatehouse/gatehouse/internal/checkpoint"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/credential"
@@ -58,6 +60,7 @@ type Gateway struct {
 	verifier    *identity.Verifier
 	devIss      *identity.DevIssuer
 	audit       *audit.Log
+	auditPub    ed25519.PublicKey // nil = checkpoints are not signed
 	metrics     *metrics.Metrics
 	cp          *checkpoint.Checkpoint
 	acl         *accessCache
@@ -120,7 +123,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if g.store, err = storeopen.Open(ctx, dsn, cfg.DataDir); err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
-	g.audit = audit.NewLog(g.store, cfg.Audit.QueueSize, log.With("component", "audit"))
+	if err := g.openAudit(ctx); err != nil {
+		return nil, err
+	}
 	g.metrics = metrics.New(g.audit)
 	if err := g.syncConnections(ctx); err != nil {
 		return nil, err
@@ -162,6 +167,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		ReloadPolicies: g.ReloadPolicies,
 		Reviews:        g.approvals,
 		Grants:         g.grants,
+		AuditPublicKey: g.auditPub,
+		AuditHeads:     func() []audit.Head { return []audit.Head{g.audit.Head()} },
+
 		OnConnectionsChanged: func() {
 			if err := g.acl.refresh(context.Background()); err != nil {
 				log.Error("refreshing access lists", "err", err)
@@ -261,6 +269,54 @@ func (g *Gateway) ReloadPolicies() error {
 	g.policies.Store(set)
 	g.audit.Append(audit.Event{Type: audit.TypeAdmin, Decision: "allow", Reason: "policies reloaded: " + strings.Join(set.Names(), ", ")})
 	g.log.Info("policies reloaded", "policies", set.Names())
+	return nil
+}
+
+// openAudit starts the audit Log on this node's hash chain, resuming it
+// from the store, with the checkpoint signing key.
+func (g *Gateway) openAudit(ctx context.Context) error {
+	a := g.cfg.Audit
+	node := a.Node
+	if node == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			return fmt.Errorf("audit.node is not set and the host name is unknown (%v): set audit.node", err)
+		}
+		node = h
+	}
+	var key ed25519.PrivateKey
+	switch {
+	case a.SigningKey != "":
+		v, err := a.SigningKey.Resolve()
+		if err == nil {
+			key, err = chain.ParsePrivateKey([]byte(v))
+		}
+		if err != nil {
+			return fmt.Errorf("audit.signing_key: %w", err)
+		}
+	case g.dev:
+		path := filepath.Join(g.cfg.DataDir, "audit-signing.key")
+		var err error
+		if key, err = chain.LoadOrCreateKeyFile(path); err != nil {
+			return fmt.Errorf("dev audit signing key: %w", err)
+		}
+		g.log.Warn("DEV MODE: audit checkpoints are signed with a generated key in " + path + ", next to the store it vouches for; configure audit.signing_key in production")
+	default:
+		g.log.Warn("audit.signing_key is not configured: the audit chain is written but no checkpoint is signed, so deleting its newest events goes unnoticed; see docs/audit.md")
+	}
+	var err error
+	g.audit, err = audit.Open(ctx, g.store, audit.Options{Node: node, QueueSize: a.QueueSize, Logger: g.log.With("component", "audit"),
+		SigningKey: key, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: time.Duration(a.CheckpointInterval)})
+	if err != nil {
+		return err
+	}
+	h := g.audit.Head()
+	attrs := []any{"node", node, "resumed_at_node_seq", h.NodeSeq}
+	if key != nil {
+		g.auditPub = key.Public().(ed25519.PublicKey)
+		attrs = append(attrs, "key_id", chain.KeyID(g.auditPub))
+	}
+	g.log.Info("audit chain", attrs...)
 	return nil
 }
 

@@ -2,9 +2,15 @@ package masking
 
 import (
 	"net/netip"
-	"strings"
+)
 
-	"github.com/nyaruka/phonenumbers"
+// Labels that, just before a number, say what it is not (or, for SSNs,
+// what a bare nine-digit number is).
+var (
+	ipLabels    = newLabelSet("version", "ver", "release", "v.", "build", "oid")
+	ssnLabels   = newLabelSet("ssn", "social security", "social-security")
+	phoneLabels = newLabelSet("order", "invoice", "serial", "ref", "tracking", "sku", "isbn", "part", "ticket",
+		"account", "acct", "id:", "id ", "no.", "version", "build")
 )
 
 // numSpan is a run of digit groups with separators ("4111 1111 1111 1111",
@@ -172,7 +178,7 @@ func (sc *scanner) classifyNumber(ns *numSpan) {
 	}
 	// IPv4: four dot-separated groups of 1–3 digits.
 	if ns.seps == sepDot && ns.ng == 4 && !ns.plus && !ns.paren {
-		if sc.set.has(kIP) && !contextBefore(s, ns.start, 12, "version", "ver", "release", "v.", "build", "oid") {
+		if sc.set.has(kIP) && !contextBefore(s, ns.start, 12, ipLabels) {
 			if a, err := netip.ParseAddr(s[ns.start:ns.end]); err == nil && a.Is4() {
 				sc.add(IPAddress, ns.start, ns.end)
 			}
@@ -279,7 +285,7 @@ func ssnShape(s string, ns *numSpan) bool {
 		ns.groups[0] == 3 && ns.groups[1] == 2 && ns.groups[2] == 4 {
 		return true
 	}
-	return ns.ng == 1 && contextBefore(s, ns.start, 24, "ssn", "social security", "social-security")
+	return ns.ng == 1 && contextBefore(s, ns.start, 24, ssnLabels)
 }
 
 // validSSN applies the SSA rules: area not 000, 666 or 900–999; group not
@@ -329,12 +335,10 @@ func (sc *scanner) phone(ns *numSpan) {
 			return // dotted versions / OIDs
 		}
 	}
-	if contextBefore(s, ns.start, 20, "order", "invoice", "serial", "ref", "tracking", "sku", "isbn", "part", "ticket", "account", "acct", "id:", "id ", "no.", "version", "build") {
+	if contextBefore(s, ns.start, 20, phoneLabels) {
 		return
 	}
-	region := "US"
-	num, err := phonenumbers.Parse(strings.Clone(s[ns.start:ns.end]), region)
-	if err != nil || !phonenumbers.IsValidNumber(num) {
+	if !phoneValid(s[ns.start:ns.end], ns.plus, ns.digits[:ns.nd]) {
 		return
 	}
 	sc.add(Phone, ns.start, ns.end)

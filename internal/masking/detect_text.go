@@ -13,9 +13,10 @@ import (
 func (sc *scanner) word(i int) int {
 	s := sc.s
 	j := i + 1
-	for j < len(s) && classes[s[j]] <= clsWord && classes[s[j]] != clsOther { // digits, letters, '_'
+	for j < len(s) && wordByte[s[j]] {
 		j++
 	}
+	c := s[i]
 	wlen := j - i
 	dashNext := j < len(s) && s[j] == '-'
 	if wlen < 4 && !dashNext {
@@ -24,7 +25,6 @@ func (sc *scanner) word(i int) int {
 	if i > 0 && (isWord(s[i-1]) || s[i-1] == '-') {
 		return j // the middle of something longer
 	}
-	c := s[i]
 	if sc.set.has(kJWT) && c == 'e' && wlen >= 10 && s[i+1] == 'y' && s[i+2] == 'J' {
 		if end := jwtAt(s, i); end > 0 {
 			sc.add(JWT, i, end)
@@ -37,13 +37,60 @@ func (sc *scanner) word(i int) int {
 			return end
 		}
 	}
-	if sc.set.has(kSecret) {
+	if sc.set.has(kSecret) && tokenPrefix(s[i:j]) {
 		if end := tokenAt(s, i, j); end > 0 {
 			sc.add(Secret, i, end)
 			return end
 		}
 	}
 	return j
+}
+
+// wordByte is [A-Za-z0-9_].
+var wordByte = func() (w [256]bool) {
+	for c := range w {
+		w[c] = isWord(byte(c))
+	}
+	return
+}()
+
+// wordMayMatch reports whether a word starting with bytes c, d can be
+// something word() detects: a JWT ("ey"), an IBAN (two capitals), an AWS
+// or GCP key ("AK", "A3", "AI", …) or a token prefix (gh, gi(thub_pat_),
+// gl(pat-), xo(x), xa(pp), sk, rk).
+func wordMayMatch(c, d byte) bool {
+	switch {
+	case isUpper(c):
+		return isUpper(d) || d == '3'
+	case c == 'e':
+		return d == 'y'
+	case c == 'g':
+		return d == 'h' || d == 'i' || d == 'l'
+	case c == 'x':
+		return d == 'o' || d == 'a'
+	case c == 's', c == 'r':
+		return d == 'k'
+	}
+	return false
+}
+
+// tokenPrefix is a quick test of the first two bytes of a word against the
+// prefixes tokenAt knows, so that ordinary words skip it.
+func tokenPrefix(w string) bool {
+	if len(w) < 2 {
+		return false
+	}
+	switch w[0] {
+	case 'A':
+		return true
+	case 'g':
+		return w[1] == 'h' || w[1] == 'i' || w[1] == 'l'
+	case 'x':
+		return w[1] == 'o' || w[1] == 'a'
+	case 's', 'r':
+		return w[1] == 'k'
+	}
+	return false
 }
 
 func isTokenChar(c byte) bool { return isWord(c) || c == '-' }
@@ -360,19 +407,19 @@ func ipv6Around(s string, i int) (int, int) {
 	return st, end
 }
 
-var secretKeywords = []string{
+var secretKeywords = newLabelSet(
 	"secret", "token", "password", "passwd", "pwd", "apikey", "api_key", "api-key",
 	"access_key", "accesskey", "auth", "credential", "private_key", "privatekey", "client_secret",
-}
+)
 
 // Keys that contain a keyword but name something that is not a secret
 // (after gitleaks' generic-api-key allowlist).
-var secretKeyExclusions = []string{
+var secretKeyExclusions = newLabelSet(
 	"public", "_id", "-id", ".id", "name", "url", "uri", "endpoint", "file", "path", "length", "size",
 	"type", "count", "expires", "expiry", "ttl", "csrf", "hint", "policy", "format", "prefix", "max",
 	"min", "timeout", "version", "required", "enabled", "reset", "changed", "updated", "created",
 	"method", "header", "field", "strength", "provider", "mode",
-}
+)
 
 // assignedSecret recognises KEY <op> VALUE where KEY names a secret and
 // VALUE looks random (gitleaks' generic-api-key rule: keyword, operator,
@@ -391,23 +438,14 @@ func assignedSecret(s string, opStart, opEnd int) (int, int) {
 		return 0, 0
 	}
 	key := s[k:ke]
-	found := false
-	for _, kw := range secretKeywords {
-		if containsFold(key, kw) {
-			found = true
-			break
-		}
-	}
-	if !found {
+	if !secretKeywords.in(key) {
 		return 0, 0
 	}
 	if equalFold(key, "author") || equalFold(key, "authors") {
 		return 0, 0
 	}
-	for _, ex := range secretKeyExclusions {
-		if containsFold(key, ex) {
-			return 0, 0
-		}
+	if secretKeyExclusions.in(key) {
+		return 0, 0
 	}
 	// Value: skip up to 5 quote/space bytes and an HTTP auth scheme.
 	p := opEnd
@@ -443,9 +481,40 @@ func assignedSecret(s string, opStart, opEnd int) (int, int) {
 	return p, ve
 }
 
-// entropy is the Shannon entropy of s in bits per byte.
+// entropy is the Shannon entropy of s in bits per byte, computed as
+// log2(n) - Σ c·log2(c) / n with the c·log2(c) terms from a table (values
+// are at most 200 bytes long), so it costs no logarithm per call.
 func entropy(s string) float64 {
-	var counts [256]uint16
+	if len(s) == 0 {
+		return 0
+	}
+	if len(s) >= len(cLog2c) {
+		return entropySlow(s)
+	}
+	var counts [256]uint8
+	sum := 0.0
+	for i := 0; i < len(s); i++ {
+		counts[s[i]]++
+	}
+	for i := 0; i < len(s); i++ {
+		if c := counts[s[i]]; c > 0 {
+			sum += cLog2c[c]
+			counts[s[i]] = 0
+		}
+	}
+	n := len(s)
+	return math.Log2(float64(n)) - sum/float64(n)
+}
+
+var cLog2c = func() (t [256]float64) {
+	for c := 1; c < len(t); c++ {
+		t[c] = float64(c) * math.Log2(float64(c))
+	}
+	return
+}()
+
+func entropySlow(s string) float64 {
+	var counts [256]int
 	for i := 0; i < len(s); i++ {
 		counts[s[i]]++
 	}

@@ -60,25 +60,36 @@ const (
 )
 
 func kindBit(e Entity) kindSet {
-	switch e {
-	case CreditCard:
-		return kCard
-	case Email:
-		return kEmail
-	case Phone:
-		return kPhone
-	case USSSN:
-		return kSSN
-	case IBAN:
-		return kIBAN
-	case IPAddress:
-		return kIP
-	case JWT:
-		return kJWT
-	case Secret:
-		return kSecret
+	// By first byte, then exact: this runs for every masked text value.
+	if len(e) < 2 {
+		return 0
 	}
-	return 0
+	var k Entity
+	var bit kindSet
+	switch e[0] {
+	case 'c':
+		k, bit = CreditCard, kCard
+	case 'e':
+		k, bit = Email, kEmail
+	case 'p':
+		k, bit = Phone, kPhone
+	case 'u':
+		k, bit = USSSN, kSSN
+	case 'i':
+		if e[1] == 'p' {
+			k, bit = IPAddress, kIP
+		} else {
+			k, bit = IBAN, kIBAN
+		}
+	case 'j':
+		k, bit = JWT, kJWT
+	case 's':
+		k, bit = Secret, kSecret
+	}
+	if e != k {
+		return 0
+	}
+	return bit
 }
 
 // setOf turns a kinds list into a bit set; an empty list means every kind
@@ -119,7 +130,9 @@ func MaskEntities(text string, kinds []Entity) (string, int) {
 	for _, m := range ms {
 		maskMatch(b, m)
 	}
-	return string(b), len(ms)
+	// b is not written again and nothing else refers to it: hand it out
+	// as the string instead of copying it a second time.
+	return unsafe.String(unsafe.SliceData(b), len(b)), len(ms)
 }
 
 // MaskEntitiesInPlace masks the entities found in b, in place (masks keep
@@ -225,11 +238,20 @@ var classes = func() (t [256]uint8) {
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 func isLower(c byte) bool { return c >= 'a' && c <= 'z' }
-func isAlnum(c byte) bool { return isDigit(c) || isUpper(c) || isLower(c) }
+func isAlnum(c byte) bool { return alnumTab[c] }
 func isWord(c byte) bool  { return isAlnum(c) || c == '_' }
 func isHex(c byte) bool {
 	return isDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')
 }
+
+var alnumTab = func() (t [256]bool) {
+	for c := range t {
+		b := byte(c)
+		t[c] = isDigit(b) || isUpper(b) || isLower(b)
+	}
+	return
+}()
+
 func lower(c byte) byte {
 	if isUpper(c) {
 		return c + 32
@@ -257,8 +279,21 @@ func detect(s string, set kindSet, out []Match) []Match {
 		switch classes[s[i]] {
 		case clsOther:
 			i++
+			for i < n && classes[s[i]] == clsOther {
+				i++
+			}
 		case clsWord:
-			i = sc.word(i)
+			if i+1 < n && wordMayMatch(s[i], s[i+1]) {
+				i = sc.word(i)
+				break
+			}
+			// Most words of prose: no detector starts with these two
+			// bytes. (Keys of key=value secrets and e-mail local parts are
+			// found by looking back from '=', ':' and '@'.)
+			i++
+			for i < n && wordByte[s[i]] {
+				i++
+			}
 		case clsDigit:
 			i = sc.number(i)
 		case clsAt:
@@ -309,28 +344,70 @@ func spanEnd(s string, i int, ok func(byte) bool) int {
 	return i
 }
 
-// containsFold reports whether the lower-cased s contains word (lower case).
-func containsFold(s, word string) bool {
-	for i := 0; i+len(word) <= len(s); i++ {
-		j := 0
-		for j < len(word) && lower(s[i+j]) == word[j] {
-			j++
+// labelSet is a set of lower-case labels looked for just before a
+// candidate ("order 555-123-4567"). second[c] has a bit per byte class
+// that a label starting with c continues with, so most positions of the
+// window are rejected with two table reads instead of one comparison per
+// label.
+type labelSet struct {
+	byFirst [256][]string
+	second  [256]uint64
+}
+
+// labelBit maps the second byte of a label to a bit: letters to their own,
+// everything else shares bit 63 (a false positive only costs a compare).
+func labelBit(c byte) uint64 {
+	if c >= 'a' && c <= 'z' {
+		return 1 << (c - 'a')
+	}
+	return 1 << 63
+}
+
+func newLabelSet(words ...string) *labelSet {
+	l := &labelSet{}
+	for _, w := range words {
+		l.byFirst[w[0]] = append(l.byFirst[w[0]], w)
+		l.second[w[0]] |= labelBit(w[1])
+	}
+	return l
+}
+
+// lowerTab is ASCII lower-casing as a table.
+var lowerTab = func() (t [256]byte) {
+	for c := range t {
+		t[c] = lower(byte(c))
+	}
+	return
+}()
+
+// contextBefore reports whether one of the labels occurs in the up to
+// `within` bytes before i, case-insensitively.
+func contextBefore(s string, i, within int, l *labelSet) bool {
+	return l.in(s[max(i-within, 0):i])
+}
+
+// in reports whether one of the labels occurs in s, case-insensitively.
+func (l *labelSet) in(s string) bool {
+	for j := 0; j+1 < len(s); j++ {
+		c := lowerTab[s[j]]
+		if l.second[c]&labelBit(lowerTab[s[j+1]]) == 0 {
+			continue
 		}
-		if j == len(word) {
-			return true
+		for _, word := range l.byFirst[c] {
+			if len(s)-j >= len(word) && matchLower(s[j:j+len(word)], word) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-// contextBefore reports whether one of words occurs in the up to `within`
-// bytes before i (case-insensitive).
-func contextBefore(s string, i, within int, words ...string) bool {
-	lo := max(i-within, 0)
-	for _, w := range words {
-		if containsFold(s[lo:i], w) {
-			return true
+// matchLower reports whether s lower-cased equals word.
+func matchLower(s, word string) bool {
+	for k := 0; k < len(word); k++ {
+		if lowerTab[s[k]] != word[k] {
+			return false
 		}
 	}
-	return false
+	return true
 }

@@ -163,6 +163,31 @@ func appendTextMasked(dst []byte, m Method, v, key []byte) []byte {
 // four or fewer letters/digits is masked entirely: keeping "the last four"
 // would keep all of it.
 func appendLast4(dst, v []byte) []byte {
+	if isASCII(v) {
+		// The common case, a byte at a time: UTF-8 decoding per character
+		// cost more than the rest of a masked row.
+		alnum := 0
+		for _, c := range v {
+			if isAlnum(c) {
+				alnum++
+			}
+		}
+		keepFrom := max(alnum-4, 0)
+		if alnum <= 4 {
+			keepFrom = alnum
+		}
+		seen := 0
+		for _, c := range v {
+			if isAlnum(c) {
+				if seen < keepFrom {
+					c = '*'
+				}
+				seen++
+			}
+			dst = append(dst, c)
+		}
+		return dst
+	}
 	alnum := 0
 	for i := 0; i < len(v); {
 		r, n := utf8.DecodeRune(v[i:])
@@ -195,6 +220,22 @@ func appendLast4(dst, v []byte) []byte {
 	return dst
 }
 
+// isASCII reports whether v has no byte ≥ 0x80, eight bytes at a time.
+func isASCII(v []byte) bool {
+	for len(v) >= 8 {
+		if binary.LittleEndian.Uint64(v)&0x8080808080808080 != 0 {
+			return false
+		}
+		v = v[8:]
+	}
+	for _, c := range v {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 func isAlnumRune(r rune) bool {
 	if r < utf8.RuneSelf {
 		return isAlnum(byte(r))
@@ -213,6 +254,12 @@ func lastAt(v []byte) int {
 
 // appendEmailDomain replaces each character of the local part with '*'.
 func appendEmailDomain(dst, v []byte, at int) []byte {
+	if isASCII(v[:at]) {
+		for range at {
+			dst = append(dst, '*')
+		}
+		return append(dst, v[at:]...)
+	}
 	for i := 0; i < at; {
 		_, n := utf8.DecodeRune(v[i:])
 		dst = append(dst, '*')

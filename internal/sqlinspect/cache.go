@@ -6,12 +6,21 @@ import (
 	"sync/atomic"
 )
 
-// The cache keys facts by the exact query text. Exact text is the only key
-// proven safe without a differential test against libpg_query: two texts
-// that differ in any byte may differ in meaning (a comment that is not one,
-// a quoted identifier's case), so no normalization is attempted. Clients
-// and ORMs repeat their statements byte for byte, which is what makes the
-// cache pay.
+// The cache has two levels.
+//
+// The first keys facts by the exact query text: clients and ORMs repeat
+// their statements byte for byte, and a hit is one map lookup.
+//
+// The second keys them by the text's shape: the text with its numeric and
+// string constants replaced by placeholders (normalize.go), so a statement
+// repeated with new values (pgbench -M simple, drivers that inline
+// parameters) costs a lexical pass instead of a libpg_query parse. A shape
+// is served only when the checks in shape.go prove its facts independent of
+// its literals; otherwise it is marked exact-only and its texts take the
+// first level. A shape is learnt (which costs a second parse, see
+// shape.go) the second time it is seen, so one-off statements pay no more
+// than before. Statement.Text is always cut from the text being inspected.
+// Parse errors are cached by exact text only.
 
 // Default limits: enough for every distinct statement of a busy application
 // while bounding memory for a client that sends endless distinct texts.
@@ -25,77 +34,177 @@ var defaultCache = newCache(defaultMaxEntries, defaultMaxBytes)
 
 // CacheStats counts cache use since start.
 type CacheStats struct {
-	Hits, Misses uint64
-	Entries      int
-	Bytes        int64
+	// Hits counts texts answered from the cache, NormalizedHits those of
+	// them found by shape; Misses counts texts parsed.
+	Hits, NormalizedHits, Misses uint64
+	// Entries counts the exact texts held, Shapes the shapes; Bytes is
+	// the estimated memory of both.
+	Entries, Shapes int
+	Bytes           int64
 }
 
 // Stats returns the counters of the facts cache (for metrics).
 func Stats() CacheStats { return defaultCache.stats() }
 
-// cache is a sharded LRU of parse results bounded by entries and bytes.
+// cache is the two-level facts cache.
 type cache struct {
-	seed   maphash.Seed
-	shards [cacheShards]shard
-	hits   atomic.Uint64
-	misses atomic.Uint64
+	exact    *lru[exactEntry]
+	shapes   *lru[*shape]
+	hits     atomic.Uint64
+	normHits atomic.Uint64
+	misses   atomic.Uint64
+	keys     sync.Pool // *normBuf, reused by lookups
 }
 
-type shard struct {
+type exactEntry struct {
+	facts *Facts
+	err   error
+}
+
+// normBuf holds a normalized key and literal spans between uses.
+type normBuf struct {
+	key   []byte
+	spans []litSpan
+}
+
+func newCache(maxEntries int, maxBytes int64) *cache {
+	return &cache{
+		exact:  newLRU[exactEntry](maxEntries, maxBytes),
+		shapes: newLRU[*shape](maxEntries, maxBytes),
+		keys:   sync.Pool{New: func() any { return new(normBuf) }},
+	}
+}
+
+func (c *cache) inspect(sql string) (*Facts, error) {
+	if e, ok := c.exact.get(sql); ok {
+		c.hits.Add(1)
+		return e.facts, e.err
+	}
+	nb := c.keys.Get().(*normBuf)
+	defer c.keys.Put(nb)
+	var normalized bool
+	var known *shape
+	nb.key, nb.spans, normalized = normalize(sql, nb.key[:0], nb.spans[:0])
+	if normalized {
+		if sh, ok := c.shapes.getBytes(nb.key); ok {
+			if sh.facts != nil {
+				c.hits.Add(1)
+				c.normHits.Add(1)
+				return sh.factsFor(sql, nb.spans), nil
+			}
+			known = sh
+		}
+	}
+	c.misses.Add(1)
+
+	// Parse outside the locks: two callers may parse the same new text at
+	// once, which costs a parse but never blocks a shard for 200 µs.
+	tree, err := parse(sql)
+	var f *Facts
+	if err == nil {
+		var bounds [][2]int
+		f, bounds = treeFacts(sql, tree)
+		switch {
+		case !normalized || known != nil && known.exactOnly:
+		case known == nil:
+			// A shape is learnt the second time it is seen: learning costs
+			// a second parse, which one-off statements should not pay.
+			c.shapes.put(string(nb.key), &shape{}, shapeSize(len(nb.key), nil))
+		default:
+			sh := learnShape(sql, nb.spans, tree, f, bounds)
+			c.shapes.put(string(nb.key), sh, shapeSize(len(nb.key), sh))
+		}
+	}
+	c.exact.put(sql, exactEntry{facts: f, err: err}, entrySize(sql, f, err))
+	return f, err
+}
+
+func (c *cache) stats() CacheStats {
+	st := CacheStats{Hits: c.hits.Load(), NormalizedHits: c.normHits.Load(), Misses: c.misses.Load()}
+	var eb, sb int64
+	st.Entries, eb = c.exact.size()
+	st.Shapes, sb = c.shapes.size()
+	st.Bytes = eb + sb
+	return st
+}
+
+// lru is a sharded LRU map bounded by entries and bytes.
+type lru[V any] struct {
+	seed   maphash.Seed
+	shards [cacheShards]shard[V]
+}
+
+type shard[V any] struct {
 	mu         sync.Mutex
-	m          map[string]*entry
-	head       entry // sentinel of the recency list; head.next is the newest
+	m          map[string]*entry[V]
+	head       entry[V] // sentinel of the recency list; head.next is the newest
 	n          int
 	bytes      int64
 	maxEntries int
 	maxBytes   int64
 }
 
-type entry struct {
+type entry[V any] struct {
 	key        string
-	facts      *Facts
-	err        error
+	val        V
 	size       int64
-	prev, next *entry
+	prev, next *entry[V]
 }
 
-func newCache(maxEntries int, maxBytes int64) *cache {
-	c := &cache{seed: maphash.MakeSeed()}
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.m = map[string]*entry{}
+func newLRU[V any](maxEntries int, maxBytes int64) *lru[V] {
+	l := &lru[V]{seed: maphash.MakeSeed()}
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.m = map[string]*entry[V]{}
 		s.head.next, s.head.prev = &s.head, &s.head
 		s.maxEntries = max(1, maxEntries/cacheShards)
 		s.maxBytes = max(1, maxBytes/cacheShards)
 	}
-	return c
+	return l
 }
 
-func (c *cache) inspect(sql string) (*Facts, error) {
-	s := &c.shards[maphash.String(c.seed, sql)%cacheShards]
+func (l *lru[V]) get(key string) (V, bool) {
+	return l.shards[maphash.String(l.seed, key)%cacheShards].get(key)
+}
+
+// getBytes looks key up without converting it to a string first (the
+// compiler does not allocate for m[string(b)]).
+func (l *lru[V]) getBytes(key []byte) (V, bool) {
+	s := &l.shards[maphash.Bytes(l.seed, key)%cacheShards]
 	s.mu.Lock()
-	if e, ok := s.m[sql]; ok {
+	defer s.mu.Unlock()
+	if e, ok := s.m[string(key)]; ok {
 		s.unlink(e)
 		s.pushFront(e)
-		s.mu.Unlock()
-		c.hits.Add(1)
-		return e.facts, e.err
+		return e.val, true
 	}
-	s.mu.Unlock()
-	c.misses.Add(1)
+	var zero V
+	return zero, false
+}
 
-	// Parse outside the lock: two callers may parse the same new text at
-	// once, which costs a parse but never blocks a shard for 200 µs.
-	f, err := inspect(sql)
-	e := &entry{key: sql, facts: f, err: err, size: entrySize(sql, f, err)}
-	if e.size > s.maxBytes {
-		return f, err
-	}
+func (s *shard[V]) get(key string) (V, bool) {
 	s.mu.Lock()
-	if old, ok := s.m[sql]; ok {
+	defer s.mu.Unlock()
+	if e, ok := s.m[key]; ok {
+		s.unlink(e)
+		s.pushFront(e)
+		return e.val, true
+	}
+	var zero V
+	return zero, false
+}
+
+func (l *lru[V]) put(key string, val V, size int64) {
+	s := &l.shards[maphash.String(l.seed, key)%cacheShards]
+	if size > s.maxBytes {
+		return
+	}
+	e := &entry[V]{key: key, val: val, size: size}
+	s.mu.Lock()
+	if old, ok := s.m[key]; ok {
 		s.remove(old)
 	}
-	s.m[sql] = e
+	s.m[key] = e
 	s.pushFront(e)
 	s.n++
 	s.bytes += e.size
@@ -103,36 +212,34 @@ func (c *cache) inspect(sql string) (*Facts, error) {
 		s.remove(s.head.prev)
 	}
 	s.mu.Unlock()
-	return f, err
 }
 
-func (s *shard) unlink(e *entry) {
+func (l *lru[V]) size() (n int, bytes int64) {
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += s.n
+		bytes += s.bytes
+		s.mu.Unlock()
+	}
+	return n, bytes
+}
+
+func (s *shard[V]) unlink(e *entry[V]) {
 	e.prev.next, e.next.prev = e.next, e.prev
 }
 
-func (s *shard) pushFront(e *entry) {
+func (s *shard[V]) pushFront(e *entry[V]) {
 	e.prev, e.next = &s.head, s.head.next
 	s.head.next.prev = e
 	s.head.next = e
 }
 
-func (s *shard) remove(e *entry) {
+func (s *shard[V]) remove(e *entry[V]) {
 	s.unlink(e)
 	delete(s.m, e.key)
 	s.n--
 	s.bytes -= e.size
-}
-
-func (c *cache) stats() CacheStats {
-	st := CacheStats{Hits: c.hits.Load(), Misses: c.misses.Load()}
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		st.Entries += s.n
-		st.Bytes += s.bytes
-		s.mu.Unlock()
-	}
-	return st
 }
 
 // entrySize estimates the memory an entry holds: the key and the strings of
@@ -161,6 +268,15 @@ func entrySize(sql string, f *Facts, err error) int64 {
 	}
 	for i := range f.Statements {
 		n += st(&f.Statements[i])
+	}
+	return n
+}
+
+// shapeSize estimates the memory a shape entry holds.
+func shapeSize(keyLen int, sh *shape) int64 {
+	n := int64(keyLen) + 128
+	if sh != nil && sh.facts != nil {
+		n += entrySize("", sh.facts, nil) + int64(16*len(sh.bounds))
 	}
 	return n
 }

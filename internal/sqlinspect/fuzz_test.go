@@ -11,18 +11,23 @@ import (
 // seeds are the fuzz seeds: the golden corpus plus statements with the
 // lexical traps the splitter and the grammar must agree on.
 func seeds(f *testing.F) {
+	for _, s := range seedTexts(f) {
+		f.Add(s)
+	}
+}
+
+func seedTexts(f *testing.F) []string {
+	var out []string
 	files, _ := filepath.Glob("testdata/*.sql")
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			f.Fatal(err)
 		}
-		f.Add(string(b))
-		for _, s := range Split(string(b)) {
-			f.Add(s)
-		}
+		out = append(out, string(b))
+		out = append(out, Split(string(b))...)
 	}
-	for _, s := range []string{
+	return append(out,
 		"select 1; select 2", "select ';'; select E'\\';'", `select "a;b" from t; x`,
 		"do $$ begin perform 1; end $$; select 1", "do $f$ a; $$ b; $f$; select 1",
 		"select 1 /* a; /* nested; */ b; */; select 2", "select 1 -- c;\n; select 2",
@@ -30,9 +35,7 @@ func seeds(f *testing.F) {
 		"select $1; select $2", "select 'a' 'b'; select U&'\\0041'", "select b'101'; select x'ff'",
 		"select 1;;; ;", "", "-- only a comment", "select e'\\\\'; select 1",
 		"WITH x AS (DELETE FROM a RETURNING *) SELECT * FROM x", "explain analyze update t set a = 1",
-	} {
-		f.Add(s)
-	}
+	)
 }
 
 // FuzzInspect checks that Inspect never panics, returns either facts or a

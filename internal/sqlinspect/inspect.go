@@ -2,7 +2,9 @@ package sqlinspect
 
 import (
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
 
 	pgq "github.com/pganalyze/pg_query_go/v6"
 	pgquery "github.com/wasilibs/go-pgquery"
@@ -48,7 +50,8 @@ type Statement struct {
 	// "pg_catalog." ("extract", "substring", "btrim").
 	Functions []string `json:"functions,omitempty"`
 	// HasWhere reports an UPDATE or DELETE with a WHERE clause (including
-	// WHERE CURRENT OF).
+	// WHERE CURRENT OF). For a MERGE it is true unless one of its UPDATE or
+	// DELETE actions may reach every target row (see Actions).
 	HasWhere bool `json:"has_where,omitempty"`
 	// Writes reports that the statement can change data, schema, privileges
 	// or state visible outside the session; see kinds.go for the rule. It
@@ -61,6 +64,20 @@ type Statement struct {
 	// and COPY (query) TO. Its tables, columns and functions are also listed
 	// in the wrapping statement.
 	Wraps *Statement `json:"wraps,omitempty"`
+	// ServerFile reports a COPY that reads or writes a file (or runs a
+	// program) on the database server rather than using STDIN/STDOUT.
+	ServerFile bool `json:"server_file,omitempty"`
+	// Actions are what a MERGE does, one entry per WHEN clause that changes
+	// rows (DO NOTHING has none): Kind "insert", "update" or "delete", the
+	// target in Tables (written) and, for update/delete, HasWhere: whether
+	// the rows acted on are restricted by a condition that mentions a
+	// column of the target table qualified by its name or alias (t.id) —
+	// in ON (not for WHEN NOT MATCHED BY SOURCE) or in the clause's own AND
+	// condition. ON true, or ON s.id = 1 with a one-row source, reaches
+	// every row: HasWhere is false, as for a DELETE without WHERE. An
+	// unqualified column may be the source's and does not count. Policies evaluate each action as a statement of
+	// its own, so rules on UPDATE/DELETE apply to MERGE.
+	Actions []Statement `json:"actions,omitempty"`
 	// Analyze reports EXPLAIN ANALYZE (which executes the wrapped statement).
 	Analyze bool `json:"analyze,omitempty"`
 	// Name is the statement name of PREPARE/EXECUTE/DEALLOCATE, the cursor
@@ -118,22 +135,52 @@ func Inspect(sql string) (*Facts, error) {
 	return defaultCache.inspect(sql)
 }
 
-// Warm loads the grammar (about two seconds the first time, spent compiling
-// libpg_query's WebAssembly). Call it at startup so the first statement of
-// the first session does not wait.
+// Warm loads the grammar: one instance per parse slot, compiled in
+// parallel (about two seconds of CPU each, spent compiling libpg_query's
+// WebAssembly). Call it at startup so that no statement waits for, or pays
+// the CPU of, a compilation.
 func Warm() {
-	_, _ = pgquery.Parse("SELECT 1")
+	var wg sync.WaitGroup
+	for range cap(parseSlots) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _ = parse("SELECT 1")
+		}()
+	}
+	wg.Wait()
 }
+
+// parseSlots bounds the parses in flight. go-pgquery keeps a pool of
+// grammar instances and compiles a new one (its own wazero runtime: ~2 s of
+// CPU and tens of MB) whenever all are busy, so unbounded concurrency
+// (sessions missing the cache at once) grows the pool to the number of
+// concurrent callers, each paying a compilation on the request path. With
+// the bound, the pool never exceeds the slots Warm fills; a parse that
+// finds every slot busy waits a few hundred microseconds instead.
+var parseSlots = make(chan struct{}, min(runtime.GOMAXPROCS(0), 4))
 
 // inspect parses sql without the cache.
 func inspect(sql string) (*Facts, error) {
+	tree, err := parse(sql)
+	if err != nil {
+		return nil, err
+	}
+	f, _ := treeFacts(sql, tree)
+	return f, nil
+}
+
+// parse runs the grammar over sql.
+func parse(sql string) (*pgq.ParseResult, error) {
 	// The grammar takes a C string: a NUL would end the text early and hide
 	// what follows from inspection. PostgreSQL itself cannot receive one in
 	// a query, so refuse it.
 	if i := strings.IndexByte(sql, 0); i >= 0 {
 		return nil, &ParseError{Message: "query text contains a NUL byte", Cursor: len([]rune(sql[:i])) + 1}
 	}
+	parseSlots <- struct{}{}
 	tree, err := pgquery.Parse(sql)
+	<-parseSlots
 	if err != nil {
 		var pe *parser.Error
 		if errors.As(err, &pe) {
@@ -141,27 +188,36 @@ func inspect(sql string) (*Facts, error) {
 		}
 		return nil, &ParseError{Message: err.Error()}
 	}
-	f := &Facts{Statements: make([]Statement, 0, len(tree.Stmts))}
-	for _, raw := range tree.Stmts {
-		st := statementFacts(raw.GetStmt())
-		st.Text = stmtText(sql, raw)
-		f.Statements = append(f.Statements, st)
-	}
-	return f, nil
+	return tree, nil
 }
 
-// stmtText cuts a statement out of sql by its byte location and length. A
-// length of 0 means "to the end of the text".
-func stmtText(sql string, raw *pgq.RawStmt) string {
+// treeFacts returns the facts of a parse tree of sql, and each statement's
+// byte range in sql as libpg_query delimits it (before trimming).
+func treeFacts(sql string, tree *pgq.ParseResult) (*Facts, [][2]int) {
+	f := &Facts{Statements: make([]Statement, 0, len(tree.Stmts))}
+	bounds := make([][2]int, 0, len(tree.Stmts))
+	for _, raw := range tree.Stmts {
+		st := statementFacts(raw.GetStmt())
+		b := stmtBounds(sql, raw)
+		st.Text = strings.TrimSpace(sql[b[0]:b[1]])
+		f.Statements = append(f.Statements, st)
+		bounds = append(bounds, b)
+	}
+	return f, bounds
+}
+
+// stmtBounds returns a statement's byte range in sql from its location and
+// length. A length of 0 means "to the end of the text".
+func stmtBounds(sql string, raw *pgq.RawStmt) [2]int {
 	start, n := int(raw.GetStmtLocation()), int(raw.GetStmtLen())
 	if start < 0 || start > len(sql) {
-		return ""
+		return [2]int{len(sql), len(sql)}
 	}
 	end := len(sql)
 	if n > 0 && start+n <= len(sql) {
 		end = start + n
 	}
-	return strings.TrimSpace(sql[start:end])
+	return [2]int{start, end}
 }
 
 // statementFacts walks one statement's tree.

@@ -483,3 +483,23 @@ func TestParseErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyServerFile: COPY to or from a server file or program is told
+// apart from COPY over the client connection.
+func TestCopyServerFile(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"COPY t FROM STDIN":                      false,
+		"COPY t TO STDOUT":                       false,
+		"COPY (SELECT 1) TO STDOUT":              false,
+		"COPY t FROM '/tmp/x'":                   true,
+		"COPY t TO '/tmp/x' WITH (FORMAT csv)":   true,
+		"COPY (SELECT 1) TO '/tmp/x'":            true,
+		"COPY t FROM PROGRAM 'cat /etc/passwd'":  true,
+		"COPY (SELECT 1) TO PROGRAM 'tee /tmp'":  true,
+		"copy t (a, b) from '/dev/stdin' binary": true,
+	} {
+		if got := one(t, sql).ServerFile; got != want {
+			t.Errorf("%s: server_file %v, want %v", sql, got, want)
+		}
+	}
+}

@@ -240,7 +240,13 @@ func (w *walker) statement(n *pgq.Node, st *Statement) {
 	case *pgq.Node_MergeStmt:
 		st.Kind = "merge"
 		w.defaultWrite = false
-		w.mergeStmt(x.MergeStmt)
+		st.Actions = w.mergeStmt(x.MergeStmt)
+		st.HasWhere = true
+		for _, a := range st.Actions {
+			if a.Kind != "insert" && !a.HasWhere {
+				st.HasWhere = false
+			}
+		}
 	case *pgq.Node_CopyStmt:
 		c := x.CopyStmt
 		w.defaultWrite = false
@@ -252,6 +258,7 @@ func (w *walker) statement(n *pgq.Node, st *Statement) {
 		default:
 			st.Kind = "copy_to"
 		}
+		st.ServerFile = c.GetFilename() != "" || c.GetIsProgram()
 		if c.GetRelation() != nil {
 			w.pushScope()
 			w.fromRelation(c.GetRelation(), c.GetIsFrom())

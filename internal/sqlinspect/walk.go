@@ -31,6 +31,14 @@ type walker struct {
 	// on the wire has no source column.
 	computed int
 
+	// capture, when set, receives every column reference walked (before
+	// de-duplication): which columns one condition or output uses.
+	capture *[]captured
+	// outputsOf is the SELECT whose select-list entries are captured one by
+	// one into outputs (AnalyzeView).
+	outputsOf *pgq.SelectStmt
+	outputs   [][]captured
+
 	dml          bool // an INSERT/UPDATE/DELETE/MERGE was seen (also nested)
 	defaultWrite bool // relations met by the generic walk are written (DDL)
 }
@@ -90,7 +98,14 @@ func (w *walker) addTable(schema, name string, write bool) {
 	w.tables = append(w.tables, Table{Schema: schema, Name: name, Write: write})
 }
 
-func (w *walker) addColumn(c Column) {
+func (w *walker) addColumn(c Column) { w.addColumnRef(c, c.Table != "") }
+
+// addColumnRef adds c; qualified says whether it was written with a table
+// or alias qualifier (c.Table is "" for one that names a subquery).
+func (w *walker) addColumnRef(c Column, qualified bool) {
+	if w.capture != nil {
+		*w.capture = append(*w.capture, captured{c, qualified})
+	}
 	if _, ok := w.colIdx[c]; ok {
 		return
 	}
@@ -319,7 +334,11 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 			if !isCol {
 				w.computed++ // e.g. a scalar subquery: its columns feed a computed value
 			}
-			w.node(t)
+			if s == w.outputsOf {
+				w.outputs = append(w.outputs, w.captureIn(func() { w.node(t) }))
+			} else {
+				w.node(t)
+			}
 			if !isCol {
 				w.computed--
 			}
@@ -350,6 +369,10 @@ func (w *walker) selectStmt(s *pgq.SelectStmt, outerClause string) {
 // outputRefs handles ORDER BY / GROUP BY / DISTINCT ON items that name a
 // select-list entry by position (ORDER BY 2) or output name (ORDER BY x):
 // the columns of that entry are used in the clause too.
+//
+// This and defElemTrue are the only places facts read a constant's value:
+// the shape cache (shape.go) relies on it, and constScan marks these
+// places. A new reader of constant values must be added there too.
 func (w *walker) outputRefs(s *pgq.SelectStmt, clause string, items []*pgq.Node) {
 	targets := s.GetTargetList()
 	for _, it := range items {
@@ -460,7 +483,9 @@ func (w *walker) deleteStmt(s *pgq.DeleteStmt) {
 	w.nodesIn("returning", s.GetReturningList())
 }
 
-func (w *walker) mergeStmt(s *pgq.MergeStmt) {
+// mergeStmt walks a MERGE and returns its actions: one statement per WHEN
+// clause that changes rows (see Statement.Actions).
+func (w *walker) mergeStmt(s *pgq.MergeStmt) []Statement {
 	w.dml = true
 	w.with(s.GetWithClause())
 	defer w.popWith()
@@ -469,14 +494,15 @@ func (w *walker) mergeStmt(s *pgq.MergeStmt) {
 	w.fromRelation(s.GetRelation(), true)
 	target := w.cur().items[0]
 	w.fromItem(s.GetSourceRelation())
-	w.nodeIn("join", s.GetJoinCondition())
+	onFilters := w.filtersTarget(target, func() { w.nodeIn("join", s.GetJoinCondition()) })
+	var actions []Statement
 	for _, n := range s.GetMergeWhenClauses() {
 		mw := n.GetMergeWhenClause()
 		if mw == nil {
 			w.node(n)
 			continue
 		}
-		w.nodeIn("where", mw.GetCondition())
+		condFilters := w.filtersTarget(target, func() { w.nodeIn("where", mw.GetCondition()) })
 		if mw.GetCommandType() == pgq.CmdType_CMD_INSERT {
 			for _, t := range mw.GetTargetList() {
 				if rt := t.GetResTarget(); rt != nil && rt.GetName() != "" {
@@ -487,8 +513,65 @@ func (w *walker) mergeStmt(s *pgq.MergeStmt) {
 		} else {
 			w.setList(mw.GetTargetList(), target)
 		}
+		a := Statement{Writes: true}
+		switch mw.GetCommandType() {
+		case pgq.CmdType_CMD_INSERT:
+			a.Kind = "insert"
+		case pgq.CmdType_CMD_UPDATE:
+			a.Kind = "update"
+		case pgq.CmdType_CMD_DELETE:
+			a.Kind = "delete"
+		default:
+			continue // DO NOTHING
+		}
+		if a.Kind != "insert" {
+			// WHEN NOT MATCHED BY SOURCE acts on the target rows the join
+			// does not reach: only its own condition restricts them.
+			bySource := mw.GetMatchKind() == pgq.MergeMatchKind_MERGE_WHEN_NOT_MATCHED_BY_SOURCE
+			a.HasWhere = condFilters || (onFilters && !bySource)
+		}
+		if target.table {
+			a.Tables = []Table{{Schema: target.schema, Name: target.name, Write: true}}
+		}
+		actions = append(actions, a)
 	}
 	w.nodesIn("returning", s.GetReturningList())
+	return actions
+}
+
+// filtersTarget walks with f and reports whether it referenced a column of
+// the MERGE target, qualified by the target's name or alias: a condition
+// that does not (ON true, ON s.id = 1) lets an action reach every target
+// row. An unqualified column may be the source's (the grammar alone cannot
+// tell), so it does not count: fail closed for rules that deny unfiltered
+// writes.
+func (w *walker) filtersTarget(target rel, f func()) bool {
+	for _, c := range w.captureIn(f) {
+		if c.qualified && target.table && c.Table == target.name && c.Schema == target.schema {
+			return true
+		}
+	}
+	return false
+}
+
+// captured is a column reference seen while capturing.
+type captured struct {
+	Column
+	qualified bool
+}
+
+// captureIn walks with f and returns every column reference it met (also
+// those already recorded), passing them on to an enclosing capture.
+func (w *walker) captureIn(f func()) []captured {
+	old := w.capture
+	var got []captured
+	w.capture = &got
+	f()
+	w.capture = old
+	if old != nil {
+		*old = append(*old, got...)
+	}
+	return got
 }
 
 // columnRef records a column reference, resolving its table through the
@@ -529,7 +612,7 @@ func (w *walker) columnRef(cr *pgq.ColumnRef) {
 		// schema.table.column (or catalog.schema.table.column).
 		c.Schema, c.Table = parts[len(parts)-2], parts[len(parts)-1]
 	}
-	w.addColumn(c)
+	w.addColumnRef(c, len(parts) > 0)
 }
 
 // qualified resolves a column qualifier (an alias or a table name) from the

@@ -1,5 +1,6 @@
 // Package store persists gatehouse's state: connections (with encrypted
-// upstream secrets) and audit events. Two backends share one schema and one
+// upstream secrets), audit events with their chain fields, and signed audit
+// checkpoints. Two backends share one schema and one
 // conformance test suite: embedded SQLite (default, pure Go) and PostgreSQL.
 package store
 
@@ -52,6 +53,17 @@ type Store interface {
 	// CountEvents returns how many events match f (f.Limit is ignored).
 	CountEvents(ctx context.Context, f audit.Filter) (int64, error)
 
+	// ChainHead returns the node's event with the highest NodeSeq (zero
+	// Head when none). AppendEvents refuses a second event with the same
+	// non-zero (Node, NodeSeq): one chain has one writer.
+	ChainHead(ctx context.Context, node string) (audit.Head, error)
+	// AppendCheckpoint stores c and sets c.ID (ascending, not necessarily
+	// gap-free); a second checkpoint for the same (Node, NodeSeq) is
+	// ignored and leaves c.ID 0. Time is normalised like event times.
+	AppendCheckpoint(ctx context.Context, c *audit.Checkpoint) error
+	// ListCheckpoints returns checkpoints matching f in ascending ID order.
+	ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) ([]audit.Checkpoint, error)
+
 	// PutConnection inserts c or replaces the connection of the same name,
 	// keeping the stored CreatedAt on replace. An empty Secret or Access is
 	// stored as none and read back as nil.
@@ -74,3 +86,6 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 }
+
+// A Store is what a chained audit.Log writes to.
+var _ audit.ChainStore = Store(nil)

@@ -32,7 +32,7 @@ func TestImportRules(t *testing.T) {
 	}
 	under := func(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
 	leaves := []string{"internal/identity", "internal/policy", "internal/approval", "internal/masking",
-		"internal/audit", "internal/sqlinspect", "internal/credential", "internal/store", "internal/config", "internal/webhook"}
+		"internal/audit", "internal/sqlinspect", "internal/credential", "internal/store", "internal/config", "internal/webhook", "internal/auditsink"}
 	for pkg, imps := range imports {
 		isTest := strings.HasSuffix(pkg, "test") // xxxtest doubles may wire more
 		for _, imp := range imps {

@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -150,5 +153,83 @@ policies:
 	var n int
 	if err := c.QueryRow(ctx, "select count(*) from people").Scan(&n); err != nil || n != 1 {
 		t.Fatalf("count: %d %v", n, err)
+	}
+}
+
+// TestNodePgMasking reads a masked table with node-postgres (text format,
+// simple and extended protocol): column rules (last4, redact) and entities
+// in a free-text column are masked, and no unmasked value reaches the
+// client. The same script run by a principal without a masking policy sees
+// the real values, so the checks would fail if masking were off.
+func TestNodePgMasking(t *testing.T) {
+	e := startEnv(t, envOpts{access: `["group:analysts", "group:admins"]`, policies: `
+policies:
+  - name: analysts-pii
+    connections: [orders]
+    principals: ["group:analysts"]
+    rules:
+      - allow: "true"
+    masking:
+      columns:
+        - { column: "customers.card_number", method: last4 }
+        - { column: "*.email", method: redact }
+      entities: [credit_card, email, phone]
+`})
+	e.run(e.token("root", "admins"), "psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", `
+create table customers (id int primary key, name text, email text, card_number text, notes text);
+insert into customers values
+ (1, 'Ann', 'ann@example.com', '4111111111111111', 'paid with 4111 1111 1111 1111, call +1 (415) 627-3980'),
+ (2, 'Bob', 'bob@corp.test', '5500005555555559', 'mail bob.smith@corp.test about the refund');`)
+	dir := nodeClientDir(t)
+	read := func(tok string) (raw string, res map[string][]map[string]any) {
+		t.Helper()
+		cmd := exec.Command("node", filepath.Join(dir, "masking.js"))
+		cmd.Env = e.pgEnv(tok)
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("node pg: %v\n%s", err, out)
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatalf("node pg output: %v\n%s", err, out)
+		}
+		return string(out), res
+	}
+
+	// The admin (no policy applies) sees the real values: the script reads
+	// what the checks below expect to be hidden.
+	raw, _ := read(e.token("root", "admins"))
+	secrets := []string{"ann@example.com", "bob@corp.test", "4111111111111111", "5500005555555559",
+		"4111 1111 1111 1111", "627-3980", "bob.smith@corp.test"}
+	for _, s := range secrets {
+		if !strings.Contains(raw, s) {
+			t.Fatalf("unmasked read lacks %q: %s", s, raw)
+		}
+	}
+
+	raw, res := read(e.token("ana", "analysts"))
+	for _, s := range secrets {
+		if strings.Contains(raw, s) {
+			t.Errorf("node pg saw the unmasked value %q: %s", s, raw)
+		}
+	}
+	want := []map[string]any{
+		{"id": 1.0, "name": "Ann", "email": "[REDACTED]", "card_number": "************1111",
+			"notes": "paid with **** **** **** 1111, call +* (***) ***-**80"},
+		{"id": 2.0, "name": "Bob", "email": "[REDACTED]", "card_number": "************5559",
+			"notes": "mail ***.*****@corp.test about the refund"},
+	}
+	for _, proto := range []string{"simple", "extended"} {
+		rows := res[proto]
+		if len(rows) != len(want) {
+			t.Fatalf("%s: %d rows: %s", proto, len(rows), raw)
+		}
+		for i, w := range want {
+			for k, v := range w {
+				if rows[i][k] != v {
+					t.Errorf("%s row %d %s = %#v, want %#v", proto, i+1, k, rows[i][k], v)
+				}
+			}
+		}
 	}
 }

@@ -24,6 +24,7 @@ type Store struct {
 	seq     int64
 	reviews map[string]approval.Review
 	grants  map[string]approval.Grant
+	cps     []audit.Checkpoint
 }
 
 var _ store.Store = (*Store)(nil)
@@ -60,15 +61,17 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 		limit = 100
 	}
 	var out []audit.Event
-	// Like the real stores: the most recent matches, or with AfterSeq the
-	// oldest ones after it (forward paging).
-	for n := 0; n < len(s.events) && len(out) < limit; n++ {
-		i := len(s.events) - 1 - n
-		if f.AfterSeq > 0 {
-			i = n
+	// Like the real stores: the most recent matches, or with AfterSeq or
+	// Ascending the oldest ones (forward paging).
+	asc := f.AfterSeq > 0 || f.Ascending
+	for k := 0; k < len(s.events) && len(out) < limit; k++ {
+		i := len(s.events) - 1 - k
+		if asc {
+			i = k
 		}
 		e := s.events[i]
-		if e.Seq <= f.AfterSeq ||
+		if e.Seq <= f.AfterSeq || f.BeforeSeq > 0 && e.Seq >= f.BeforeSeq ||
+			f.Node != "" && e.Node != f.Node ||
 			f.Principal != "" && e.Subject != f.Principal ||
 			f.Connection != "" && e.Connection != f.Connection ||
 			f.Decision != "" && e.Decision != f.Decision ||
@@ -80,6 +83,50 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 		out = append(out, e)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, nil
+}
+
+// ChainHead returns node's last chained event.
+func (s *Store) ChainHead(ctx context.Context, node string) (audit.Head, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	h := audit.Head{Node: node}
+	for _, e := range s.events {
+		if e.Node == node && e.NodeSeq > h.NodeSeq {
+			h.NodeSeq, h.Hash = e.NodeSeq, e.Hash
+		}
+	}
+	return h, nil
+}
+
+// AppendCheckpoint keeps c, ignoring a duplicate (node, node_seq).
+func (s *Store) AppendCheckpoint(ctx context.Context, c *audit.Checkpoint) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.cps {
+		if o.Node == c.Node && o.NodeSeq == c.NodeSeq {
+			return nil
+		}
+	}
+	c.ID = int64(len(s.cps) + 1)
+	s.cps = append(s.cps, *c)
+	return nil
+}
+
+// ListCheckpoints returns checkpoints after f.AfterID in ID order.
+func (s *Store) ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) ([]audit.Checkpoint, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var out []audit.Checkpoint
+	for _, c := range s.cps {
+		if c.ID > f.AfterID && (f.Node == "" || c.Node == f.Node) && len(out) < limit {
+			out = append(out, c)
+		}
+	}
 	return out, nil
 }
 

@@ -170,6 +170,18 @@ func (e *Engine) Serve(ctx context.Context, conn net.Conn) {
 		return
 	}
 	defer up.Conn.Close()
+	cat := e.catalogFor(opened.Upstream)
+	if up.ParameterStatuses["is_superuser"] == "on" && cat.warnedSuperuser.CompareAndSwap(false, true) {
+		// A superuser reads server files and raw table storage
+		// (pg_read_binary_file, lo_import, COPY … PROGRAM): what policies
+		// and masking cannot see. Said once per target.
+		e.log.Warn("the upstream role is a superuser: it can read server files and raw table data around policies and masking; connect upstream with an ordinary role",
+			"connection", opened.Session.Target.Name, "user", opened.Upstream.Username)
+	}
+	if b, ok := opened.Checkpoint.(engine.CatalogBinder); ok {
+		// Policies and masking see through views with the target's catalog.
+		opened.Checkpoint = b.WithCatalog(cat)
+	}
 	ct := &cancelTarget{addr: opened.Upstream.Address, pid: up.PID, key: up.SecretKey}
 	pid := e.cancels.register(ct)
 	defer e.cancels.unregister(pid)

@@ -136,12 +136,22 @@ func bindResultFormats(body []byte) ([]int16, error) {
 	return out, nil
 }
 
-// colName is a column's identity in the catalog.
-type colName struct{ schema, table, column string }
+// colName is a column's identity in the catalog. For a column of a view it
+// is the base-table column the view passes through (via names the view's
+// own column, which rules may name too), or, for a computed view column,
+// the view's column with the base-table columns it may carry in from.
+type colName struct {
+	schema, table, column string
+	via                   *colName
+	computed              bool // a view column computed from the columns in from
+	from                  []engine.ColumnRef
+	untraced              bool // a view column that could not be traced: may carry anything
+}
 
 // catalog resolves (table OID, attnum) to names over the gateway's own
-// connection to the target, caching the answers. Entries expire so renamed
-// columns are seen again; DDL through the gateway clears the cache at once.
+// connection to the target, caching the answers, and traces views to their
+// base tables (views.go). Entries expire so renamed columns and redefined
+// views are seen again; DDL through the gateway clears the cache at once.
 type catalog struct {
 	up engine.Upstream
 
@@ -149,6 +159,10 @@ type catalog struct {
 	conn   *pgconn.PgConn
 	names  map[uint64]colName
 	tables map[uint32]time.Time // when each table was loaded
+	rels   map[uint32]*relInfo
+	byName map[engine.Relation]nameEntry
+
+	warnedSuperuser atomic.Bool
 }
 
 const catalogTTL = 30 * time.Second
@@ -162,15 +176,21 @@ func (e *Engine) catalogFor(up engine.Upstream) *catalog {
 	}
 	c := e.catalogs[key]
 	if c == nil {
-		c = &catalog{up: up, names: map[uint64]colName{}, tables: map[uint32]time.Time{}}
+		c = &catalog{up: up}
+		c.reset()
 		e.catalogs[key] = c
 	}
 	return c
 }
 
+func (c *catalog) reset() {
+	c.names, c.tables = map[uint64]colName{}, map[uint32]time.Time{}
+	c.rels, c.byName = map[uint32]*relInfo{}, map[engine.Relation]nameEntry{}
+}
+
 func (c *catalog) invalidate() {
 	c.mu.Lock()
-	c.names, c.tables = map[uint64]colName{}, map[uint32]time.Time{}
+	c.reset()
 	c.mu.Unlock()
 }
 
@@ -203,37 +223,86 @@ func (c *catalog) resolve(fs []field) ([]colName, error) {
 	return out, nil
 }
 
-func (c *catalog) load(oids []string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if c.conn == nil || c.conn.IsClosed() {
-		pc, err := connectUpstream(ctx, c.up, map[string]string{"application_name": "gatehouse-catalog"})
-		if err != nil {
-			return fmt.Errorf("catalog connection: %w", err)
-		}
-		c.conn = pc
+// connect opens the catalog connection if needed. Its search_path holds
+// only pg_catalog, so pg_get_viewdef schema-qualifies every other relation.
+func (c *catalog) connect(ctx context.Context) error {
+	if c.conn != nil && !c.conn.IsClosed() {
+		return nil
 	}
+	pc, err := connectUpstream(ctx, c.up, map[string]string{"application_name": "gatehouse-catalog", "search_path": "pg_catalog"})
+	if err != nil {
+		return fmt.Errorf("catalog connection: %w", err)
+	}
+	c.conn = pc
+	return nil
+}
+
+func (c *catalog) load(oids []string) error {
 	// The OIDs are integers we formatted ourselves: no injection possible.
-	q := "SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname FROM pg_catalog.pg_attribute a " +
+	rows, err := c.query("SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname, c.relkind FROM pg_catalog.pg_attribute a " +
 		"JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace " +
-		"WHERE a.attnum > 0 AND a.attrelid IN (" + strings.Join(oids, ",") + ")"
-	res := c.conn.ExecParams(ctx, q, nil, nil, nil, nil).Read()
-	if res.Err != nil {
-		c.conn.Close(ctx)
-		c.conn = nil
-		return fmt.Errorf("catalog query: %w", res.Err)
+		"WHERE a.attnum > 0 AND a.attrelid IN (" + strings.Join(oids, ",") + ")")
+	if err != nil {
+		return err
 	}
 	now := time.Now()
 	for _, o := range oids {
 		v, _ := strconv.ParseUint(o, 10, 32)
 		c.tables[uint32(v)] = now
 	}
-	for _, r := range res.Rows {
+	views := map[uint32]*relInfo{}
+	for _, r := range rows {
 		oid, _ := strconv.ParseUint(string(r[0]), 10, 32)
 		att, _ := strconv.ParseInt(string(r[3]), 10, 16)
-		c.names[oid<<16|uint64(uint16(att))] = colName{string(r[1]), string(r[2]), string(r[4])}
+		c.names[oid<<16|uint64(uint16(att))] = colName{schema: string(r[1]), table: string(r[2]), column: string(r[4])}
+		if k := r[5][0]; k == 'v' || k == 'm' {
+			views[uint32(oid)] = c.rel(uint32(oid), string(r[1]), string(r[2]), k, now)
+		}
+	}
+	// A view's columns are named by what they carry.
+	for oid, r := range views {
+		v, err := c.viewOf(r, 0)
+		var te *transientError
+		if errors.As(err, &te) {
+			// Ask again next time rather than keep the view untraced.
+			for _, o := range oids {
+				n, _ := strconv.ParseUint(o, 10, 32)
+				delete(c.tables, uint32(n))
+			}
+			return err
+		}
+		for i := 1; i <= maxAttnum(c.names, oid); i++ {
+			key := uint64(oid)<<16 | uint64(uint16(i))
+			own, ok := c.names[key]
+			if !ok {
+				continue
+			}
+			switch {
+			case err != nil || i > len(v.Columns):
+				own.untraced = true
+			case v.Columns[i-1].Source != nil:
+				src := v.Columns[i-1].Source
+				via := own
+				own = colName{schema: src.Schema, table: src.Table, column: src.Column, via: &via}
+			default:
+				own.computed, own.from = true, v.Columns[i-1].From
+			}
+			c.names[key] = own
+		}
 	}
 	return nil
+}
+
+// maxAttnum is the highest attribute number loaded for a relation.
+func maxAttnum(names map[uint64]colName, oid uint32) int {
+	n := 0
+	for n < 1<<15-1 {
+		if _, ok := names[uint64(oid)<<16|uint64(uint16(n+1))]; !ok {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // entityKinds maps the policy's entity names to the detectors' (the policy
@@ -281,9 +350,7 @@ func (s *session) fieldPlans(fs []field, m *access.MaskPlan) []masking.FieldPlan
 		case f.tableOID != 0 && m.MethodFor != nil && names == nil:
 			fp.Method = masking.Null
 		case f.tableOID != 0 && m.MethodFor != nil:
-			if meth, ok := m.MethodFor(names[i].schema, names[i].table, names[i].column); ok {
-				fp.Method = masking.Method(meth)
-			}
+			fp.Method = columnMethod(names[i], m)
 		case f.tableOID == 0 && m.ReadsMasked:
 			// Computed from a masked column (an expression, cast, function,
 			// row_to_json…): its value may carry the masked data.
@@ -304,4 +371,43 @@ func (s *session) fieldPlans(fs []field, m *access.MaskPlan) []masking.FieldPlan
 		plans = []masking.FieldPlan{} // masking active, nothing to change
 	}
 	return plans
+}
+
+// columnMethod is the masking method for a result column the catalog named.
+func columnMethod(n colName, m *access.MaskPlan) masking.Method {
+	switch {
+	case n.untraced:
+		// A view column that could not be traced may carry anything.
+		if len(m.Columns) > 0 {
+			return masking.Null
+		}
+		return ""
+	case n.computed:
+		// Computed in a view from a masked column: the value may carry it
+		// (the checkpoint refuses such reads unless derived: mask).
+		if meth, ok := m.MethodFor(n.schema, n.table, n.column); ok {
+			return masking.Method(meth)
+		}
+		for _, f := range n.from {
+			if _, ok := m.MethodFor(f.Schema, f.Table, f.Column); ok {
+				return masking.Null
+			}
+		}
+		return ""
+	}
+	meth, ok := m.MethodFor(n.schema, n.table, n.column)
+	if n.via != nil {
+		// A rule may name the view's column too; if both apply and
+		// disagree, hide the value.
+		if vm, vok := m.MethodFor(n.via.schema, n.via.table, n.via.column); vok {
+			if ok && vm != meth {
+				return masking.Null
+			}
+			meth, ok = vm, true
+		}
+	}
+	if ok {
+		return masking.Method(meth)
+	}
+	return ""
 }

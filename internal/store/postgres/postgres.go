@@ -72,7 +72,7 @@ func (s *Store) Close() error {
 }
 
 var eventColumns = []string{"seq", "time", "type", "session_id", "issuer", "subject", "connection",
-	"decision", "reason", "statement", "detail"}
+	"decision", "reason", "statement", "detail", "node", "node_seq", "prev_hash", "hash"}
 
 // AppendEvents inserts events in one transaction with COPY.
 //
@@ -106,7 +106,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
 			detail = string(e.Detail)
 		}
 		rows[i] = []any{int64(0), times[i], e.Type, e.SessionID, e.Issuer, e.Subject, e.Connection,
-			e.Decision, e.Reason, e.Statement, detail}
+			e.Decision, e.Reason, e.Statement, detail, e.Node, e.NodeSeq, nilIfEmpty(e.PrevHash), nilIfEmpty(e.Hash)}
 	}
 
 	tx, err := s.pool.Begin(ctx)
@@ -154,19 +154,84 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 	var out []audit.Event
 	for rows.Next() {
 		var e audit.Event
-		var detail []byte
+		var detail, prev, hash []byte
 		if err := rows.Scan(&e.Seq, &e.Time, &e.Type, &e.SessionID, &e.Issuer, &e.Subject, &e.Connection,
-			&e.Decision, &e.Reason, &e.Statement, &detail); err != nil {
+			&e.Decision, &e.Reason, &e.Statement, &detail, &e.Node, &e.NodeSeq, &prev, &hash); err != nil {
 			return nil, fmt.Errorf("postgres store: list events: %w", err)
 		}
 		e.Time = e.Time.UTC()
 		e.Detail = sqlcommon.NilIfEmpty(detail)
+		e.PrevHash, e.Hash = sqlcommon.NilIfEmpty(prev), sqlcommon.NilIfEmpty(hash)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres store: list events: %w", err)
 	}
 	return sqlcommon.Ascending(f, out), nil
+}
+
+// nilIfEmpty passes a hash to COPY as a plain []byte, or NULL.
+func nilIfEmpty(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return []byte(b)
+}
+
+// ChainHead returns node's last chained event.
+func (s *Store) ChainHead(ctx context.Context, node string) (audit.Head, error) {
+	h := audit.Head{Node: node}
+	var hash []byte
+	err := s.pool.QueryRow(ctx, fmt.Sprintf(sqlcommon.ChainHeadQuery, "$1"), node).Scan(&h.NodeSeq, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("postgres store: chain head: %w", err)
+	}
+	h.Hash = hash
+	return h, nil
+}
+
+// AppendCheckpoint stores c, ignoring a duplicate (node, node_seq).
+func (s *Store) AppendCheckpoint(ctx context.Context, c *audit.Checkpoint) error {
+	c.Time = sqlcommon.Micro(c.Time)
+	var id int64
+	err := s.pool.QueryRow(ctx, `INSERT INTO audit_checkpoints (node, node_seq, hash, time, key_id, signature)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (node, node_seq) DO NOTHING RETURNING id`,
+		c.Node, c.NodeSeq, []byte(c.Hash), c.Time, c.KeyID, c.Signature).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("postgres store: append checkpoint: %w", err)
+	}
+	c.ID = id
+	return nil
+}
+
+// ListCheckpoints returns checkpoints after f.AfterID in ID order.
+func (s *Store) ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) ([]audit.Checkpoint, error) {
+	q, args := sqlcommon.CheckpointQuery(f, func(n int) string { return fmt.Sprintf("$%d", n) })
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: list checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		var c audit.Checkpoint
+		var hash []byte
+		if err := rows.Scan(&c.ID, &c.Node, &c.NodeSeq, &hash, &c.Time, &c.KeyID, &c.Signature); err != nil {
+			return nil, fmt.Errorf("postgres store: list checkpoints: %w", err)
+		}
+		c.Hash, c.Time = hash, c.Time.UTC()
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres store: list checkpoints: %w", err)
+	}
+	return out, nil
 }
 
 const connColumns = "name, type, address, database, username, secret, tls_mode, tls_ca, access, source, created_at, updated_at"

@@ -41,6 +41,20 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
 }
 
+// TestTamper changes a stored chain with SQL in every way the suite knows;
+// verification must name the first bad node_seq.
+func TestTamper(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) (store.Store, storetest.Exec) {
+		s := openFresh(t)
+		return s, func(t *testing.T, q string) {
+			t.Helper()
+			if _, err := s.pool.Exec(context.Background(), storetest.Dialect("postgres", q)); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+	})
+}
+
 // TestTwoNodes appends through two stores (two gateway nodes, two pools) on
 // one database at once: the advisory lock keeps seqs gap-free and each
 // batch consecutive.

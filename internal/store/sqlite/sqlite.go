@@ -50,7 +50,7 @@ func insertSQL(rows int) string {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?,?,?,?,?,?,?,?,?,?,?)")
+		b.WriteString("(?" + strings.Repeat(",?", sqlcommon.EventColumnCount-1) + ")")
 	}
 	return b.String()
 }
@@ -198,7 +198,7 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
 	// The statements were prepared on the writer connection, which is the
 	// transaction's connection, so these reuse them without re-preparing.
 	stmt1, stmtN := tx.StmtContext(ctx, s.insert1), tx.StmtContext(ctx, s.insertN)
-	args := make([]any, 0, 11*insertRows)
+	args := make([]any, 0, sqlcommon.EventColumnCount*insertRows)
 	for i := 0; i < len(events); {
 		stmt, n := stmtN, insertRows
 		if len(events)-i < insertRows {
@@ -208,7 +208,8 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
 		for j := i; j < i+n; j++ {
 			e := &events[j]
 			args = append(args, last+int64(j)+1, times[j], e.Type, e.SessionID, e.Issuer, e.Subject,
-				e.Connection, e.Decision, e.Reason, e.Statement, nullText(e.Detail))
+				e.Connection, e.Decision, e.Reason, e.Statement, nullText(e.Detail), e.Node, e.NodeSeq,
+				nullBlob(e.PrevHash), nullBlob(e.Hash))
 		}
 		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			return fmt.Errorf("sqlite store: append events: %w", err)
@@ -234,6 +235,14 @@ func nullText(b []byte) any {
 	return string(b)
 }
 
+// nullBlob stores a hash as a BLOB, or NULL when there is none.
+func nullBlob(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
 // ListEvents returns the most recent Limit events matching f (the oldest
 // Limit after f.AfterSeq, for forward paging), in ascending
 // seq order.
@@ -248,17 +257,75 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 	for rows.Next() {
 		var e audit.Event
 		var t int64
-		var detail []byte
+		var detail, prev, hash []byte
 		if err := rows.Scan(&e.Seq, &t, &e.Type, &e.SessionID, &e.Issuer, &e.Subject, &e.Connection,
-			&e.Decision, &e.Reason, &e.Statement, &detail); err != nil {
+			&e.Decision, &e.Reason, &e.Statement, &detail, &e.Node, &e.NodeSeq, &prev, &hash); err != nil {
 			return nil, fmt.Errorf("sqlite store: list events: %w", err)
 		}
 		e.Time = fromMicros(t)
 		e.Detail = sqlcommon.NilIfEmpty(detail)
+		e.PrevHash, e.Hash = sqlcommon.NilIfEmpty(prev), sqlcommon.NilIfEmpty(hash)
 		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite store: list events: %w", err)
 	}
 	return sqlcommon.Ascending(f, out), nil
+}
+
+// ChainHead returns node's last chained event.
+func (s *Store) ChainHead(ctx context.Context, node string) (audit.Head, error) {
+	h := audit.Head{Node: node}
+	var hash []byte
+	err := s.r.QueryRowContext(ctx, fmt.Sprintf(sqlcommon.ChainHeadQuery, "?"), node).Scan(&h.NodeSeq, &hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return h, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("sqlite store: chain head: %w", err)
+	}
+	h.Hash = hash
+	return h, nil
+}
+
+// AppendCheckpoint stores c, ignoring a duplicate (node, node_seq).
+func (s *Store) AppendCheckpoint(ctx context.Context, c *audit.Checkpoint) error {
+	c.Time = sqlcommon.Micro(c.Time)
+	var id int64
+	err := s.w.QueryRowContext(ctx, `INSERT INTO audit_checkpoints (node, node_seq, hash, time, key_id, signature)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (node, node_seq) DO NOTHING RETURNING id`,
+		c.Node, c.NodeSeq, []byte(c.Hash), micros(c.Time), c.KeyID, c.Signature).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite store: append checkpoint: %w", err)
+	}
+	c.ID = id
+	return nil
+}
+
+// ListCheckpoints returns checkpoints after f.AfterID in ID order.
+func (s *Store) ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) ([]audit.Checkpoint, error) {
+	q, args := sqlcommon.CheckpointQuery(f, func(int) string { return "?" })
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: list checkpoints: %w", err)
+	}
+	defer rows.Close()
+	var out []audit.Checkpoint
+	for rows.Next() {
+		var c audit.Checkpoint
+		var t int64
+		var hash []byte
+		if err := rows.Scan(&c.ID, &c.Node, &c.NodeSeq, &hash, &t, &c.KeyID, &c.Signature); err != nil {
+			return nil, fmt.Errorf("sqlite store: list checkpoints: %w", err)
+		}
+		c.Hash, c.Time = hash, fromMicros(t)
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: list checkpoints: %w", err)
+	}
+	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/audit"
+	"github.com/gatehouse/gatehouse/internal/audit/chain"
 	"github.com/gatehouse/gatehouse/internal/store"
 )
 
@@ -38,6 +39,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventFailedAppend", testEventFailedAppend},
 		{"Reviews", testReviews},
 		{"Grants", testGrants},
+		{"ChainFields", testChainFields},
+		{"ChainFilters", testChainFilters},
+		{"Checkpoints", testCheckpoints},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatal(err)
@@ -473,5 +477,130 @@ func testEventFailedAppend(t *testing.T, s store.Store) {
 	}
 	if fmt.Sprint(seqs(got)) != "[1 2]" {
 		t.Errorf("stored seqs = %v, want [1 2]", seqs(got))
+	}
+}
+
+func digest(b byte) chain.Digest { return bytes.Repeat([]byte{b}, chain.HashSize) }
+
+// testChainFields checks the chain fields round-trip, ChainHead finds each
+// node's last event, and a second event with a taken (node, node_seq) is
+// refused as a whole batch.
+func testChainFields(t *testing.T, s store.Store) {
+	h, err := s.ChainHead(ctx(t), "gw-a")
+	if err != nil || h.NodeSeq != 0 || h.Hash != nil || h.Node != "gw-a" {
+		t.Fatalf("empty chain head = %+v, %v", h, err)
+	}
+	in := []audit.Event{
+		{Time: t0, Type: "statement", Node: "gw-a", NodeSeq: 1, PrevHash: chain.Genesis, Hash: digest(1)},
+		{Time: t0, Type: "statement", Node: "gw-b", NodeSeq: 1, PrevHash: chain.Genesis, Hash: digest(2)},
+		{Time: t0, Type: "statement", Node: "gw-a", NodeSeq: 2, PrevHash: digest(1), Hash: digest(3)},
+		{Time: t0, Type: "admin"}, // unchained
+	}
+	appendAll(t, s, in)
+	got, err := s.ListEvents(ctx(t), audit.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, in) {
+		t.Errorf("chain fields mismatch\n got  %+v\n want %+v", got, in)
+	}
+	if got[3].Hash != nil || got[3].PrevHash != nil || got[3].Node != "" || got[3].NodeSeq != 0 {
+		t.Errorf("unchained event read back with chain fields: %+v", got[3])
+	}
+	for node, want := range map[string]audit.Head{
+		"gw-a": {Node: "gw-a", NodeSeq: 2, Hash: digest(3)},
+		"gw-b": {Node: "gw-b", NodeSeq: 1, Hash: digest(2)},
+	} {
+		h, err := s.ChainHead(ctx(t), node)
+		if err != nil || !reflect.DeepEqual(h, want) {
+			t.Errorf("ChainHead(%s) = %+v, %v; want %+v", node, h, err, want)
+		}
+	}
+	dup := []audit.Event{
+		{Time: t0, Type: "statement", Node: "gw-a", NodeSeq: 3, Hash: digest(4)},
+		{Time: t0, Type: "statement", Node: "gw-b", NodeSeq: 1, Hash: digest(5)},
+	}
+	if err := s.AppendEvents(ctx(t), dup); err == nil {
+		t.Fatal("second event with a taken (node, node_seq) accepted")
+	}
+	if h, _ := s.ChainHead(ctx(t), "gw-a"); h.NodeSeq != 2 {
+		t.Errorf("refused batch partly stored: head %+v", h)
+	}
+	// Unchained events never collide.
+	appendAll(t, s, []audit.Event{{Type: "admin"}, {Type: "admin"}})
+}
+
+func testChainFilters(t *testing.T, s store.Store) {
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	var in []audit.Event
+	for i := range 8 {
+		node := []string{"gw-a", "gw-b"}[i%2]
+		in = append(in, audit.Event{Time: at(i), Type: "statement", Node: node, NodeSeq: int64(i/2 + 1), Hash: digest(byte(i))})
+	}
+	appendAll(t, s, in)
+	cases := []struct {
+		name string
+		f    audit.Filter
+		want string
+	}{
+		{"node", audit.Filter{Node: "gw-b"}, "[2 4 6 8]"},
+		{"before", audit.Filter{BeforeSeq: 4}, "[1 2 3]"},
+		{"node before most recent", audit.Filter{Node: "gw-a", BeforeSeq: 6, Limit: 1}, "[5]"},
+		{"ascending oldest", audit.Filter{Ascending: true, Limit: 2}, "[1 2]"},
+		{"ascending since", audit.Filter{Ascending: true, Since: at(3), Limit: 1}, "[4]"},
+		{"ascending node since", audit.Filter{Ascending: true, Node: "gw-a", Since: at(3), Limit: 1}, "[5]"},
+	}
+	for _, c := range cases {
+		got, err := s.ListEvents(ctx(t), c.f)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if g := fmt.Sprint(seqs(got)); g != c.want {
+			t.Errorf("%s: seqs = %s, want %s", c.name, g, c.want)
+		}
+	}
+}
+
+func testCheckpoints(t *testing.T, s store.Store) {
+	list := func(f audit.CheckpointFilter) []audit.Checkpoint {
+		t.Helper()
+		cs, err := s.ListCheckpoints(ctx(t), f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cs
+	}
+	if cs := list(audit.CheckpointFilter{}); len(cs) != 0 {
+		t.Fatalf("empty store lists %d checkpoints", len(cs))
+	}
+	loc := time.FixedZone("X", 3600)
+	var want []audit.Checkpoint
+	for i, node := range []string{"gw-a", "gw-b", "gw-a"} {
+		c := audit.Checkpoint{Node: node, NodeSeq: int64(10 * (i + 1)), Hash: digest(byte(i)),
+			Time: time.Date(2024, 6, 1, 12, 0, i, 123456789, loc), KeyID: "0123456789abcdef", Signature: bytes.Repeat([]byte{byte(i)}, 64)}
+		if err := s.AppendCheckpoint(ctx(t), &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.ID <= 0 || (len(want) > 0 && c.ID <= want[len(want)-1].ID) {
+			t.Fatalf("checkpoint id %d not ascending", c.ID)
+		}
+		if !c.Time.Equal(time.Date(2024, 6, 1, 11, 0, i, 123456000, time.UTC)) || c.Time.Location() != time.UTC {
+			t.Errorf("written-back time %v", c.Time)
+		}
+		want = append(want, c)
+	}
+	dup := want[0]
+	dup.ID, dup.Signature = 0, bytes.Repeat([]byte{9}, 64)
+	if err := s.AppendCheckpoint(ctx(t), &dup); err != nil || dup.ID != 0 {
+		t.Errorf("duplicate checkpoint: id %d, %v; want ignored", dup.ID, err)
+	}
+	if got := list(audit.CheckpointFilter{}); !reflect.DeepEqual(got, want) {
+		t.Errorf("checkpoints\n got  %+v\n want %+v", got, want)
+	}
+	if got := list(audit.CheckpointFilter{Node: "gw-a"}); len(got) != 2 || got[1].NodeSeq != 30 {
+		t.Errorf("node filter: %+v", got)
+	}
+	if got := list(audit.CheckpointFilter{AfterID: want[0].ID, Limit: 1}); len(got) != 1 || got[0].ID != want[1].ID {
+		t.Errorf("paging: %+v", got)
 	}
 }

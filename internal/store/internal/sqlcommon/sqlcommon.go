@@ -66,12 +66,37 @@ func NilIfEmpty(b []byte) []byte {
 }
 
 // EventColumns is the column list of audit_events in Event field order.
-const EventColumns = "seq, time, type, session_id, issuer, subject, connection, decision, reason, statement, detail"
+const EventColumns = "seq, time, type, session_id, issuer, subject, connection, decision, reason, statement, detail, node, node_seq, prev_hash, hash"
+
+// EventColumnCount is the number of EventColumns.
+const EventColumnCount = 15
+
+// CheckpointColumns is the column list of audit_checkpoints.
+const CheckpointColumns = "id, node, node_seq, hash, time, key_id, signature"
+
+// ChainHeadQuery selects a node's last chained event (the partial unique
+// index on (node, node_seq) answers it).
+const ChainHeadQuery = "SELECT node_seq, hash FROM audit_events WHERE node = %s AND node_seq > 0 ORDER BY node_seq DESC LIMIT 1"
+
+// CheckpointQuery builds the SELECT for f; ph renders the nth placeholder.
+func CheckpointQuery(f audit.CheckpointFilter, ph func(n int) string) (string, []any) {
+	args := []any{f.AfterID}
+	q := "SELECT " + CheckpointColumns + " FROM audit_checkpoints WHERE id > " + ph(1)
+	if f.Node != "" {
+		args = append(args, f.Node)
+		q += " AND node = " + ph(2)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	return q + " ORDER BY id LIMIT " + strconv.Itoa(limit), args
+}
 
 // EventQuery builds the SELECT for f. ph renders the nth (1-based)
 // placeholder; timeArg converts a time to the backend's stored form.
-// Without AfterSeq rows come newest first (seq DESC) so LIMIT keeps the most
-// recent N; with AfterSeq they come oldest first, so a follower paging
+// Without AfterSeq or Ascending rows come newest first (seq DESC) so LIMIT
+// keeps the most recent N; otherwise they come oldest first, so a follower paging
 // forward never skips events. Callers put them in ascending order with
 // Ascending.
 func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
@@ -83,7 +108,7 @@ func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) a
 	var b strings.Builder
 	b.WriteString("SELECT " + EventColumns + " FROM audit_events" + where)
 	order := " ORDER BY seq DESC LIMIT "
-	if f.AfterSeq > 0 {
+	if ascending(f) {
 		order = " ORDER BY seq ASC LIMIT "
 	}
 	b.WriteString(order + strconv.Itoa(limit))
@@ -113,11 +138,17 @@ func eventWhere(f audit.Filter, ph func(n int) string, timeArg func(time.Time) a
 	if f.SessionID != "" {
 		add("session_id = ?", f.SessionID)
 	}
+	if f.Node != "" {
+		add("node = ?", f.Node)
+	}
 	if !f.Since.IsZero() {
 		add("time >= ?", timeArg(CeilMicro(f.Since)))
 	}
 	if f.AfterSeq > 0 {
 		add("seq > ?", f.AfterSeq)
+	}
+	if f.BeforeSeq > 0 {
+		add("seq < ?", f.BeforeSeq)
 	}
 	if len(where) == 0 {
 		return "", args
@@ -134,8 +165,10 @@ func CountQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) a
 
 // Ascending puts the rows of EventQuery(f) into ascending seq order.
 func Ascending(f audit.Filter, ev []audit.Event) []audit.Event {
-	if f.AfterSeq <= 0 {
+	if !ascending(f) {
 		slices.Reverse(ev)
 	}
 	return ev
 }
+
+func ascending(f audit.Filter) bool { return f.AfterSeq > 0 || f.Ascending }

@@ -1,0 +1,28 @@
+package postgres
+
+import (
+	"github.com/gatehouse/gatehouse/internal/access"
+	"github.com/gatehouse/gatehouse/internal/engine"
+)
+
+// CatalogForTest exposes the per-target catalog to the external tests,
+// which own the shared test server.
+type CatalogForTest struct{ *catalog }
+
+func NewCatalogForTest(up engine.Upstream) CatalogForTest {
+	c := &catalog{up: up}
+	c.reset()
+	return CatalogForTest{c}
+}
+
+// Method resolves a result field (table OID, attnum) as RowDescription
+// gives it and returns the masking method the plan gives it ("" = none).
+func (c CatalogForTest) Method(oid uint32, attnum int16, m *access.MaskPlan) (string, error) {
+	names, err := c.resolve([]field{{tableOID: oid, attnum: attnum}})
+	if err != nil {
+		return "", err
+	}
+	return string(columnMethod(names[0], m)), nil
+}
+
+func (c CatalogForTest) Invalidate() { c.invalidate() }
