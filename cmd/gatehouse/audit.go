@@ -20,7 +20,8 @@ func (c *cli) newAuditCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(c.newAuditTailCmd(), c.newAuditExportCmd(), c.newAuditVerifyCmd(), c.newAuditKeygenCmd())
+	cmd.AddCommand(c.newAuditTailCmd(), c.newAuditSessionsCmd(), c.newAuditReplayCmd(),
+		c.newAuditExportCmd(), c.newAuditVerifyCmd(), c.newAuditKeygenCmd())
 	return cmd
 }
 
