@@ -154,6 +154,12 @@ func replay(w io.Writer, se *adminapi.SessionEvents) error {
 		fmt.Fprintf(b, " (issuer %s)", s.Issuer)
 	}
 	b.WriteString("\n")
+	if len(s.Groups) > 0 {
+		fmt.Fprintf(b, "-- groups:     %s\n", strings.Join(s.Groups, ", "))
+	}
+	if len(s.Act) > 0 {
+		fmt.Fprintf(b, "-- act chain:  %s (current actor first)\n", actChain(s.Act))
+	}
 	fmt.Fprintf(b, "-- connection: %s", s.Connection)
 	if s.Protocol != "" {
 		fmt.Fprintf(b, " (%s)", s.Protocol)
@@ -213,6 +219,25 @@ func replay(w io.Writer, se *adminapi.SessionEvents) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// actChain renders an RFC 8693 delegation chain as the token carried it:
+// the actor acting for the subject now, then each earlier actor.
+func actChain(act []access.Actor) string {
+	parts := make([]string, len(act))
+	for i, a := range act {
+		p := a.Subject
+		if p == "" {
+			p = "client " + a.ClientID
+		} else if a.ClientID != "" {
+			p += " (client " + a.ClientID + ")"
+		}
+		if a.Issuer != "" {
+			p += " [" + a.Issuer + "]"
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, " < ")
 }
 
 func replayStatement(b *strings.Builder, e audit.Event, prompt string) {

@@ -24,7 +24,7 @@ func TestAuditSessionsAndReplay(t *testing.T) {
 		return e
 	}
 	evs := []audit.Event{
-		ev(audit.TypeSessionOpened, "allow", "", "", `{"protocol":"postgres","client_addr":"127.0.0.1:5123","application_name":"psql","tls":false}`),
+		ev(audit.TypeSessionOpened, "allow", "", "", `{"protocol":"postgres","client_addr":"127.0.0.1:5123","application_name":"psql","tls":false,"groups":["agents","ops"],"act":[{"subject":"orchestrator","client_id":"ci"},{"subject":"carol"}]}`),
 		ev(audit.TypeStatement, "allow", "SELECT id, number, note FROM cards WHERE id <= $1", "",
 			`{"kind":"statement","duration_ms":1.5,"rows":3,"command":"SELECT 3","columns":[{"name":"id","type":"int4"},{"name":"number","type":"text"},{"name":"note","type":"text"}],"params":["2"],"sample":[["1","************1111",null],["12","************4242","x"]]}`),
 		ev(audit.TypeStatement, "deny", "DROP TABLE cards", "DROP is not allowed for agents", `{"kind":"statement","policy":"agents","rule":"no-ddl"}`),
@@ -45,6 +45,7 @@ func TestAuditSessionsAndReplay(t *testing.T) {
 	r = gh(t, env, "", "audit", "replay", "s1")
 	want := []string{
 		"-- principal:  agent-7 (issuer https://issuer.test)",
+		"-- groups:     agents, ops\n-- act chain:  orchestrator (client ci) < carol (current actor first)\n",
 		"-- client:     127.0.0.1:5123, application psql, no TLS",
 		"-- statements: 4",
 		"orders=> SELECT id, number, note FROM cards WHERE id <= $1;\n-- parameters: $1 = '2'\n" +

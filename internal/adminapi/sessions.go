@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/audit"
 )
 
@@ -24,21 +25,23 @@ const (
 // session.opened event, the session.closed event (if any) and a count of
 // its statement events.
 type Session struct {
-	ID              string     `json:"id"`
-	Issuer          string     `json:"issuer,omitempty"`
-	Subject         string     `json:"subject"`
-	Connection      string     `json:"connection"`
-	Protocol        string     `json:"protocol,omitempty"`
-	ClientAddr      string     `json:"client_addr,omitempty"`
-	ClientUser      string     `json:"client_user,omitempty"`
-	ApplicationName string     `json:"application_name,omitempty"`
-	ClientID        string     `json:"client_id,omitempty"`
-	TLS             bool       `json:"tls"`
-	StartedAt       time.Time  `json:"started_at"`
-	EndedAt         *time.Time `json:"ended_at,omitempty"`  // nil: still open, or the gateway stopped before recording the end
-	EndError        string     `json:"end_error,omitempty"` // why it ended, when not with a clean Terminate
-	Statements      int64      `json:"statements"`          // statement events: allowed, denied and held
-	OpenedSeq       int64      `json:"opened_seq"`          // seq of the session.opened event
+	ID              string         `json:"id"`
+	Issuer          string         `json:"issuer,omitempty"`
+	Subject         string         `json:"subject"`
+	Groups          []string       `json:"groups,omitempty"`
+	Act             []access.Actor `json:"act,omitempty"` // delegation chain (RFC 8693 act), outermost actor first
+	Connection      string         `json:"connection"`
+	Protocol        string         `json:"protocol,omitempty"`
+	ClientAddr      string         `json:"client_addr,omitempty"`
+	ClientUser      string         `json:"client_user,omitempty"`
+	ApplicationName string         `json:"application_name,omitempty"`
+	ClientID        string         `json:"client_id,omitempty"`
+	TLS             bool           `json:"tls"`
+	StartedAt       time.Time      `json:"started_at"`
+	EndedAt         *time.Time     `json:"ended_at,omitempty"`  // nil: still open, or the gateway stopped before recording the end
+	EndError        string         `json:"end_error,omitempty"` // why it ended, when not with a clean Terminate
+	Statements      int64          `json:"statements"`          // statement events: allowed, denied and held
+	OpenedSeq       int64          `json:"opened_seq"`          // seq of the session.opened event
 }
 
 // SessionList is the response of GET /api/v1/sessions: the most recent
@@ -60,13 +63,15 @@ type SessionEvents struct {
 // sessionMeta is the part of the session events' Detail read here (the
 // gateway's sessionDetail).
 type sessionMeta struct {
-	Protocol        string `json:"protocol"`
-	ClientAddr      string `json:"client_addr"`
-	ClientUser      string `json:"client_user"`
-	ApplicationName string `json:"application_name"`
-	ClientID        string `json:"client_id"`
-	TLS             bool   `json:"tls"`
-	Error           string `json:"error"`
+	Protocol        string         `json:"protocol"`
+	ClientAddr      string         `json:"client_addr"`
+	ClientUser      string         `json:"client_user"`
+	ApplicationName string         `json:"application_name"`
+	ClientID        string         `json:"client_id"`
+	TLS             bool           `json:"tls"`
+	Error           string         `json:"error"`
+	Groups          []string       `json:"groups"`
+	Act             []access.Actor `json:"act"`
 }
 
 func (s *server) routeSessions(mux *http.ServeMux) {
@@ -135,7 +140,7 @@ func (s *server) summarise(ctx context.Context, opened audit.Event) (Session, er
 	}
 	sess := Session{ID: opened.SessionID, Issuer: opened.Issuer, Subject: opened.Subject, Connection: opened.Connection,
 		Protocol: m.Protocol, ClientAddr: m.ClientAddr, ClientUser: m.ClientUser, ApplicationName: m.ApplicationName,
-		ClientID: m.ClientID, TLS: m.TLS, StartedAt: opened.Time, OpenedSeq: opened.Seq}
+		ClientID: m.ClientID, TLS: m.TLS, StartedAt: opened.Time, OpenedSeq: opened.Seq, Groups: m.Groups, Act: m.Act}
 	closed, err := s.o.Store.ListEvents(ctx, audit.Filter{SessionID: opened.SessionID, Type: audit.TypeSessionClosed, Limit: 1})
 	if err != nil {
 		return sess, err
