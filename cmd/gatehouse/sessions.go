@@ -321,7 +321,8 @@ func writeTable(b *strings.Builder, cols []access.Column, rows [][]*string) {
 		pad := width[i] - utf8.RuneCountInString(c.Name)
 		line[i] = " " + strings.Repeat(" ", pad/2) + c.Name + strings.Repeat(" ", pad-pad/2) + " "
 	}
-	b.WriteString(strings.TrimRight(strings.Join(line, "|"), " ") + "\n")
+	// psql keeps the header's trailing blanks but trims data lines.
+	b.WriteString(strings.Join(line, "|") + "\n")
 	for i := range cols {
 		line[i] = strings.Repeat("-", width[i]+2)
 	}

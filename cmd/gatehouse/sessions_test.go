@@ -49,7 +49,7 @@ func TestAuditSessionsAndReplay(t *testing.T) {
 		"-- client:     127.0.0.1:5123, application psql, no TLS",
 		"-- statements: 4",
 		"orders=> SELECT id, number, note FROM cards WHERE id <= $1;\n-- parameters: $1 = '2'\n" +
-			" id |      number      | note\n" +
+			" id |      number      | note \n" +
 			"----+------------------+------\n" +
 			"  1 | ************1111 |\n" +
 			" 12 | ************4242 | x\n" +
