@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"time"
 
@@ -21,7 +20,8 @@ func (c *cli) newAuditCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(c.newAuditTailCmd(), c.newAuditExportCmd(), c.newAuditVerifyCmd(), c.newAuditKeygenCmd())
+	cmd.AddCommand(c.newAuditTailCmd(), c.newAuditSessionsCmd(), c.newAuditReplayCmd(),
+		c.newAuditExportCmd(), c.newAuditVerifyCmd(), c.newAuditKeygenCmd())
 	return cmd
 }
 
@@ -96,26 +96,26 @@ func (c *cli) followEvents(ctx context.Context, cl *adminapi.Client, q adminapi.
 			return nil
 		case <-t.C:
 		}
-		q.After = last
-		l, err := cl.ListEvents(ctx, q)
-		if err != nil {
-			if errors.Is(ctx.Err(), context.Canceled) {
-				return nil
+		// after= pages forward (oldest first), so a burst larger than one
+		// page is read whole by asking again until a page comes back short.
+		for {
+			q.After = last
+			l, err := cl.ListEvents(ctx, q)
+			if err != nil {
+				if errors.Is(ctx.Err(), context.Canceled) {
+					return nil
+				}
+				return explain(cl.BaseURL, err)
 			}
-			return explain(cl.BaseURL, err)
+			p.print(l.Events)
+			if err := p.flush(); err != nil {
+				return err
+			}
+			last = max(last, l.LastSeq)
+			if len(l.Events) < q.Limit {
+				break
+			}
 		}
-		// The API returns the most recent `limit` events after `after`, so
-		// a burst larger than a page between two polls loses its oldest
-		// part. Say so rather than pretend the stream is complete.
-		if len(l.Events) == q.Limit && l.Events[0].Seq > last+1 {
-			fmt.Fprintf(c.stderr, "gatehouse: warning: more than %d events arrived within one poll; events between seq %d and %d may be missing (read them with audit tail -n or a narrower filter)\n",
-				q.Limit, last+1, l.Events[0].Seq-1)
-		}
-		p.print(l.Events)
-		if err := p.flush(); err != nil {
-			return err
-		}
-		last = max(last, l.LastSeq)
 	}
 }
 

@@ -307,7 +307,7 @@ func TestAuditTailFollow(t *testing.T) {
 }
 
 // TestAuditTailFollowOverflow checks that a burst larger than one page is
-// reported rather than silently truncated.
+// read whole: follow pages forward until a page comes back short.
 func TestAuditTailFollowOverflow(t *testing.T) {
 	g := startGateway(t)
 	env := map[string]string{"GATEHOUSE_API": g.url, "GATEHOUSE_TOKEN": g.token(t, "alice", "admins")}
@@ -338,9 +338,19 @@ func TestAuditTailFollowOverflow(t *testing.T) {
 		burst = append(burst, audit.Event{Time: time.Now(), Type: audit.TypeStatement})
 	}
 	_ = g.store.AppendEvents(bg, burst)
-	waitOut("warning: more than 1000 events arrived within one poll; events between seq 2 and 6 may be missing")
+	// The last event of the burst is seq 1+MaxEventLimit+5.
+	waitOut(`"seq":` + itoa(int64(adminapi.MaxEventLimit+6)) + `,`)
 	cancel()
 	<-done
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if want := 1 + adminapi.MaxEventLimit + 5; len(lines) != want {
+		t.Fatalf("followed %d events, want %d", len(lines), want)
+	}
+	for i, l := range lines {
+		if !strings.Contains(l, `"seq":`+itoa(int64(i+1))+`,`) {
+			t.Fatalf("line %d is not seq %d: %s", i, i+1, l)
+		}
+	}
 }
 
 func TestErrorsAndExitCodes(t *testing.T) {

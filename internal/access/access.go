@@ -232,4 +232,26 @@ type Outcome struct {
 	Rows     int64         `json:"rows"`              // rows affected/returned per CommandComplete; -1 unknown
 	Command  string        `json:"command,omitempty"` // CommandComplete tag, e.g. "SELECT 3"
 	Error    string        `json:"error,omitempty"`   // upstream error (SQLSTATE: message), if any
+
+	// The session recording (config audit.recording), when on. Every value
+	// here comes from the bytes the client was sent (after masking) or sent
+	// itself; the checkpoint passes the values through the entity
+	// detectors again before they reach the audit store.
+	Columns []Column `json:"columns,omitempty"` // result columns (RowDescription)
+	// Params are the bound parameters as text (extended protocol), not yet
+	// masked: the checkpoint masks them before recording.
+	Params []string `json:"params,omitempty"`
+	// Sample holds the first result rows as the client received them,
+	// bounded by the recording limits; a nil cell is SQL NULL.
+	Sample [][]*string `json:"sample,omitempty"`
+	// SampleTruncated is set when rows or bytes were left out of Sample
+	// or Params because a limit was reached.
+	SampleTruncated bool     `json:"sample_truncated,omitempty"`
+	Notices         []string `json:"notices,omitempty"` // upstream notices and warnings (SEVERITY SQLSTATE: message)
+}
+
+// Column is one result column of a recorded statement.
+type Column struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // PostgreSQL type name, or "oid:N" for a type gatehouse does not know
 }

@@ -116,6 +116,7 @@ func New(o Options) http.Handler {
 	}
 	s.routeReviews(mux)
 	s.routeGrants(mux)
+	s.routeSessions(mux)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.URL.Path)
 	})

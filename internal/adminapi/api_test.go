@@ -298,6 +298,8 @@ func TestOpenAPIDocument(t *testing.T) {
 		"/api/v1/connections":          {"get", "post"},
 		"/api/v1/connections/{name}":   {"get", "delete"},
 		"/api/v1/audit/events":         {"get"},
+		"/api/v1/sessions":             {"get"},
+		"/api/v1/sessions/{id}":        {"get"},
 		"/api/v1/reviews":              {"get"},
 		"/api/v1/reviews/stream":       {"get"},
 		"/api/v1/reviews/{id}":         {"get"},

@@ -64,6 +64,7 @@ func TestAuditEventFilters(t *testing.T) {
 		{"since rfc3339", adminapi.EventQuery{Since: old.Add(-time.Minute).Format(time.RFC3339)}, "[1 2 3 4 5]"},
 		{"after", adminapi.EventQuery{After: 3}, "[4 5]"},
 		{"limit keeps the most recent", adminapi.EventQuery{Limit: 2}, "[4 5]"},
+		{"after pages forward", adminapi.EventQuery{After: 1, Limit: 2}, "[2 3]"},
 		{"combined", adminapi.EventQuery{Type: "statement", Connection: "billing", Decision: "hold"}, "[4]"},
 		{"none", adminapi.EventQuery{Principal: "nobody"}, "[]"},
 	} {

@@ -199,6 +199,12 @@ type statementDetail struct {
 	Rule       string            `json:"rule,omitempty"`
 	ReviewID   string            `json:"review_id,omitempty"`
 	Approvers  []string          `json:"approvers,omitempty"`
+	// The session recording (see recording.go); every value masked.
+	Columns         []access.Column `json:"columns,omitempty"`
+	Params          []string        `json:"params,omitempty"`
+	Sample          [][]*string     `json:"sample,omitempty"`
+	SampleTruncated bool            `json:"sample_truncated,omitempty"`
+	Notices         []string        `json:"notices,omitempty"`
 }
 
 func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audit.Event {
@@ -212,6 +218,7 @@ func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audi
 			det.Rows = &rows
 		}
 		det.Command, det.Error = o.Command, o.Error
+		recordOutcome(det, d, o)
 	}
 	e := audit.Event{
 		Type:        audit.TypeStatement,

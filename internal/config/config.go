@@ -125,7 +125,8 @@ type Postgres struct {
 
 // Audit configures the audit pipeline and its hash chain (docs/audit.md).
 type Audit struct {
-	QueueSize int `json:"queue_size"` // events buffered before the data path waits
+	QueueSize int       `json:"queue_size"` // events buffered before the data path waits
+	Recording Recording `json:"recording"`  // what each statement event records of its data
 	// Node names this gateway's hash chain; "" = the host name. Every node
 	// sharing a store needs its own name.
 	Node string `json:"node"`
@@ -136,6 +137,23 @@ type Audit struct {
 	CheckpointEvery    int      `json:"checkpoint_every"`    // sign after this many new events
 	CheckpointInterval Duration `json:"checkpoint_interval"` // sign at this interval when new events exist
 }
+
+// Recording bounds the session recording kept in each statement's audit
+// event: a sample of the (masked) result rows and the bound parameters.
+// Bytes 0 turns recording off; Rows 0 keeps parameters, columns and
+// notices but no rows.
+type Recording struct {
+	Rows  int      `json:"rows"`  // result rows sampled per statement
+	Bytes ByteSize `json:"bytes"` // bytes of values (sample cells and parameters) per statement
+}
+
+// Recording defaults and bounds: small, so the audit store stays small.
+const (
+	DefaultRecordingRows  = 5
+	DefaultRecordingBytes = ByteSize(4096)
+	MaxRecordingRows      = 1000
+	MaxRecordingBytes     = ByteSize(1 << 20)
+)
 
 // Approvals configures holds for review rules.
 type Approvals struct {
@@ -193,7 +211,8 @@ func Default() *Config {
 		Identity:  Identity{Audience: DefaultAudience},
 		Postgres:  Postgres{MaxMessageSize: DefaultMaxMessageSize},
 		Audit: Audit{QueueSize: DefaultAuditQueueSize, CheckpointEvery: DefaultCheckpointEvery,
-			CheckpointInterval: DefaultCheckpointInterval},
+			CheckpointInterval: DefaultCheckpointInterval,
+			Recording:          Recording{Rows: DefaultRecordingRows, Bytes: DefaultRecordingBytes}},
 		Approvals: Approvals{Timeout: DefaultApprovalTimeout},
 	}
 	c.fillDefaults()

@@ -386,6 +386,12 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 				"signing_key":         d.secret(&c.Audit.SigningKey),
 				"checkpoint_every":    d.integer(&c.Audit.CheckpointEvery),
 				"checkpoint_interval": d.duration(&c.Audit.CheckpointInterval),
+				"recording": func(v *yaml.Node, key string) {
+					d.mapping(v, key, map[string]fieldFunc{
+						"rows":  d.integer(&c.Audit.Recording.Rows),
+						"bytes": d.size(&c.Audit.Recording.Bytes),
+					})
+				},
 			})
 		},
 		// Policies are compiled by package policy (CEL), which needs the

@@ -165,6 +165,12 @@ func (c *Config) check() []problem {
 	if s := c.Postgres.MaxMessageSize; s < MinMaxMessageSize || s > MaxMaxMessageSize {
 		ck.add("postgres.max_message_size", "must be between %s and %d bytes (got %s)", MinMaxMessageSize, int64(MaxMaxMessageSize), s)
 	}
+	if r := c.Audit.Recording.Rows; r < 0 || r > MaxRecordingRows {
+		ck.add("audit.recording.rows", "must be between 0 and %d (got %d)", MaxRecordingRows, r)
+	}
+	if b := c.Audit.Recording.Bytes; b < 0 || b > MaxRecordingBytes {
+		ck.add("audit.recording.bytes", "must be between 0 and %s (got %s)", MaxRecordingBytes, b)
+	}
 	if q := c.Audit.QueueSize; q < 1 || q > MaxAuditQueueSize {
 		ck.add("audit.queue_size", "must be between 1 and %d (got %d)", MaxAuditQueueSize, q)
 	}

@@ -152,6 +152,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 			AllowPlaintextRemote: cfg.Postgres.AllowPlaintextRemote,
 			MaxMessageSize:       int(cfg.Postgres.MaxMessageSize),
 			MaskKey:              g.maskKey,
+			Recording:            postgres.Recording{Rows: cfg.Audit.Recording.Rows, Bytes: int(cfg.Audit.Recording.Bytes)},
 			Logger:               log,
 		})})
 	}

@@ -50,6 +50,8 @@ type Store interface {
 	// ListEvents returns events matching f in ascending Seq order: the most
 	// recent f.Limit (default 100) matching events.
 	ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error)
+	// CountEvents returns how many events match f (f.Limit is ignored).
+	CountEvents(ctx context.Context, f audit.Filter) (int64, error)
 
 	// ChainHead returns the node's event with the highest NodeSeq (zero
 	// Head when none). AppendEvents refuses a second event with the same

@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -551,5 +553,78 @@ func TestApprovalStream(t *testing.T) {
 		case <-deadline:
 			t.Fatal("no review.created event on the stream")
 		}
+	}
+}
+
+// TestApprovalAfterReload: a statement pgx prepared and caches while the
+// policies allowed it is not run on the old decision once a reload makes
+// it need review. Its first re-execution is refused (its parameters were
+// bound before it needed review, and approvers must see them); the next one
+// is held with its parameters and runs once approved.
+func TestApprovalAfterReload(t *testing.T) {
+	pf := filepath.Join(t.TempDir(), "policies.yaml")
+	write := func(updateRule string) {
+		err := os.WriteFile(pf, []byte(`
+policies:
+  - name: file-policy
+    connections: [orders]
+    principals: ["group:agents"]
+    rules:
+`+updateRule+`
+      - allow: "true"
+    default: deny
+`), 0o600)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("")
+	e := startEnv(t, envOpts{policies: "policies_file: " + pf, access: `["group:agents", "group:admins"]`})
+	admin := e.token("root", "admins")
+	e.run(admin, "psql", "-X", "-v", "ON_ERROR_STOP=1", "-c", "create table items (id int primary key, name text); insert into items values (1, 'a')")
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, e.dsn("orders", e.token("agent-7", "agents")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	const stmt = "update items set name = $1 where id = $2"
+	if _, err := c.Exec(ctx, stmt, "b", 1); err != nil {
+		t.Fatal(err)
+	}
+	write(`      - review: statement.kind == "update"
+        approvers: ["group:dba"]
+        message: updates need a DBA`)
+	req, _ := http.NewRequest("POST", e.api+"/api/v1/policies/reload", nil)
+	req.Header.Set("Authorization", "Bearer "+e.token("root", "platform-admins"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("reload: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if _, err := c.Exec(ctx, stmt, "c", 1); sqlstate(err) != "42501" || !strings.Contains(err.Error(), "now needs approval") {
+		t.Fatalf("first run after the reload: %v", err)
+	}
+	if n := e.count(t, "name = 'c'"); n != 0 {
+		t.Fatal("ran on the decision made before the reload")
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, stmt, "d", 1)
+		errc <- err
+	}()
+	dba := e.client(e.token("dana", "dba"))
+	r := e.pendingReview(t, dba, stmt)
+	if len(r.Params) != 2 || r.Params[0] != "d" || r.Params[1] != "1" {
+		t.Fatalf("held without its parameters: %+v", r.Params)
+	}
+	if _, err := dba.VoteReview(ctx, r.ID, true, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("approved: %v", err)
+	}
+	if n := e.count(t, "name = 'd'"); n != 1 {
+		t.Fatal("approved update did not run")
 	}
 }

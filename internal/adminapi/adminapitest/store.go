@@ -7,6 +7,7 @@ package adminapitest
 import (
 	"context"
 	"fmt"
+	"math"
 	"sort"
 	"sync"
 
@@ -43,6 +44,13 @@ func (s *Store) AppendEvents(ctx context.Context, events []audit.Event) error {
 	return nil
 }
 
+// CountEvents returns how many events match f, ignoring f.Limit.
+func (s *Store) CountEvents(ctx context.Context, f audit.Filter) (int64, error) {
+	f.Limit = math.MaxInt
+	evs, err := s.ListEvents(ctx, f)
+	return int64(len(evs)), err
+}
+
 // ListEvents returns the most recent f.Limit matching events in ascending
 // Seq order, as store.Store specifies.
 func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error) {
@@ -53,10 +61,9 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 		limit = 100
 	}
 	var out []audit.Event
-	// Ascending takes the oldest N. (With only AfterSeq this double keeps
-	// taking the most recent N, which `audit tail --follow`'s tests rely
-	// on, although the SQL stores take the oldest N after AfterSeq.)
-	asc := f.Ascending
+	// Like the real stores: the most recent matches, or with AfterSeq or
+	// Ascending the oldest ones (forward paging).
+	asc := f.AfterSeq > 0 || f.Ascending
 	for k := 0; k < len(s.events) && len(out) < limit; k++ {
 		i := len(s.events) - 1 - k
 		if asc {

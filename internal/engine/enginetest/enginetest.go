@@ -76,6 +76,8 @@ type Checkpoint struct {
 	// the human's decision (nil = approve), after the notice was sent.
 	Review func(stmt string) bool
 	OnHold func(ctx context.Context, a *access.Action, params []string) access.Decision
+	// Mask is the mask plan of every allowed statement; nil = none.
+	Mask *access.MaskPlan
 
 	mu      sync.Mutex
 	Checked []access.Action
@@ -113,7 +115,7 @@ func (c *Checkpoint) Check(ctx context.Context, a *access.Action) (access.Decisi
 		return access.Decision{Verdict: access.Hold, Policy: "test", Rule: "review",
 			Review: &access.ReviewRule{Message: "test review"}}, nil
 	}
-	return access.Decision{Verdict: access.Allow}, nil
+	return access.Decision{Verdict: access.Allow, Mask: c.Mask}, nil
 }
 
 // Hold implements engine.Checkpoint: it notifies, then asks OnHold.

@@ -48,6 +48,9 @@ type Config struct {
 	// MaskKey keys the "hash" masking method (stable pseudonyms); at least
 	// 16 bytes. Nil disables that method (such fields are nulled instead).
 	MaskKey []byte
+	// Recording bounds what each statement's audit event records of its
+	// data (sample rows, parameters); the zero value records none of it.
+	Recording Recording
 }
 
 // Engine is the PostgreSQL protocol engine.

@@ -24,6 +24,7 @@ import (
 // number) and how it is encoded.
 // https://www.postgresql.org/docs/15/protocol-message-formats.html (RowDescription)
 type field struct {
+	name     string // column name as the result labels it (for the session recording)
 	tableOID uint32
 	attnum   int16
 	typeOID  uint32
@@ -38,11 +39,12 @@ func parseRowDescription(body []byte) ([]field, error) {
 	body = body[2:]
 	out := make([]field, 0, n)
 	for i := 0; i < n; i++ {
-		_, rest, ok := cstring(body)
+		name, rest, ok := cstring(body)
 		if !ok || len(rest) < 18 {
 			return nil, errors.New("malformed RowDescription")
 		}
 		out = append(out, field{
+			name:     name,
 			tableOID: binary.BigEndian.Uint32(rest),
 			attnum:   int16(binary.BigEndian.Uint16(rest[4:])),
 			typeOID:  binary.BigEndian.Uint32(rest[6:]),
@@ -104,6 +106,10 @@ type portal struct {
 	// portal's continuations, never a new Bind).
 	params   []string
 	approved *access.Decision
+	// recParams are the bound parameters for the session recording
+	// (bounded by its byte limit); recTrunc says some were cut.
+	recParams []string
+	recTrunc  bool
 }
 
 // bindResultFormats returns the result-format codes at the end of a Bind.

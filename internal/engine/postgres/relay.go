@@ -35,6 +35,9 @@ func (s *session) upstreamLoop() error {
 			// the tracker, so it is read whole.
 			if typ == 'D' && need() {
 				cur.rows++
+				if r := s.recFor(&cur); r != nil {
+					r.truncated = true // too large to sample
+				}
 			}
 			s.cwMu.Lock()
 			writeHeader(s.cw, typ, n)
@@ -74,6 +77,11 @@ func (s *session) upstreamLoop() error {
 					}
 					body, s.maskBuf = out, out
 				}
+				// The sample is taken from the bytes the client is sent:
+				// after masking, never before.
+				if s.recOn {
+					s.sampleRow(&cur, body)
+				}
 			}
 		case 'S': // ParameterStatus
 			if name, rest, ok := cstring(body); ok && name == "standard_conforming_strings" {
@@ -87,9 +95,12 @@ func (s *session) upstreamLoop() error {
 				// too, at the position in the client's text.
 				body = shiftPosition(body, -len(syntaxProbePrefix))
 			}
+			if s.recOn && need() {
+				s.recordNotice(&cur, body)
+			}
 		case 'd', 'A': // copy data, notifications
 		case 't': // ParameterDescription: kept for held statements, whose parameters approvers read
-			if need() && cur.kind == rDescribe && cur.dstmt != nil && cur.dstmt.decision.Verdict == access.Hold {
+			if need() && cur.kind == rDescribe && cur.dstmt != nil && (cur.dstmt.decision.Verdict == access.Hold || s.recOn) {
 				if oids, ok := parseParameterDescription(body); ok {
 					cur.dstmt.paramOIDs.Store(&oids)
 				}
@@ -115,12 +126,17 @@ func (s *session) upstreamLoop() error {
 					}
 					has = false
 				case cur.kind == rQuery && typ == 'T' && cur.idx < len(cur.stmts):
-					if m := cur.stmts[cur.idx].decision.Mask; m != nil {
+					if m := cur.stmts[cur.idx].decision.Mask; m != nil || s.recOn {
 						fs, err := parseRowDescription(body)
 						if err != nil {
 							return s.protocolError(err.Error())
 						}
-						cur.plan, cur.planned = s.fieldPlans(fs, m), true
+						if m != nil {
+							cur.plan, cur.planned = s.fieldPlans(fs, m), true
+						}
+						if s.recOn {
+							cur.rec = withFields(cur.rec, fs)
+						}
 					}
 				}
 			}
@@ -137,13 +153,14 @@ func (s *session) upstreamLoop() error {
 					if typ == 's' {
 						cmd = "(portal suspended)"
 					}
-					s.record(cur.stmt, cur.start, outcomeRows(typ, body, cur.rows), cmd, "")
+					s.record(cur.stmt, cur.start, outcomeRows(typ, body, cur.rows), cmd, "", &cur)
 					has = false
 				case rQuery:
 					cur.plan, cur.planned = nil, false
 					if cur.idx < len(cur.stmts) {
-						s.record(cur.stmts[cur.idx], cur.start, outcomeRows(typ, body, cur.rows), tagText(typ, body), "")
+						s.record(cur.stmts[cur.idx], cur.start, outcomeRows(typ, body, cur.rows), tagText(typ, body), "", &cur)
 						cur.idx++
+						cur.rec = nil
 						cur.start = time.Now()
 						cur.rows = 0
 					}
@@ -151,7 +168,7 @@ func (s *session) upstreamLoop() error {
 			}
 		case 'V':
 			if need() && cur.kind == rFunc {
-				s.record(cur.stmt, cur.start, -1, "", "")
+				s.record(cur.stmt, cur.start, -1, "", "", &cur)
 				cur.stmt = nil
 			}
 		case 'E':
@@ -173,18 +190,19 @@ func (s *session) upstreamLoop() error {
 				case rQuery:
 					cur.plan, cur.planned = nil, false
 					if cur.idx < len(cur.stmts) {
-						s.record(cur.stmts[cur.idx], cur.start, -1, "", msg)
+						s.record(cur.stmts[cur.idx], cur.start, -1, "", msg, &cur)
 						cur.idx++
+						cur.rec = nil
 					}
 				case rFunc:
-					s.record(cur.stmt, cur.start, -1, "", msg)
+					s.record(cur.stmt, cur.start, -1, "", msg, &cur)
 					cur.stmt = nil
 				case rSync:
 					// An error at Sync (e.g. a deferred constraint at the
 					// implicit commit); ReadyForQuery follows.
 				default:
 					if cur.kind == rExecute {
-						s.record(cur.stmt, cur.start, -1, "", msg)
+						s.record(cur.stmt, cur.start, -1, "", msg, &cur)
 					}
 					// The upstream now discards messages until Sync; the
 					// entries for them are settled at ReadyForQuery.
@@ -301,21 +319,27 @@ func (s *session) settle(p *pending) {
 	const skipped = "not executed: an earlier statement or message in the same batch failed"
 	switch p.kind {
 	case rExecute:
-		s.record(p.stmt, p.start, -1, "", skipped)
+		s.record(p.stmt, p.start, -1, "", skipped, nil)
 	case rFunc:
-		s.record(p.stmt, p.start, -1, "", skipped)
+		s.record(p.stmt, p.start, -1, "", skipped, nil)
 	case rQuery:
 		for _, ps := range p.stmts[min(p.idx, len(p.stmts)):] {
-			s.record(ps, p.start, -1, "", skipped)
+			s.record(ps, p.start, -1, "", skipped, nil)
 		}
 	}
 }
 
-func (s *session) record(ps *prepared, start time.Time, rows int64, command, errMsg string) {
+// record reports a statement's outcome; cur, when given, is the response
+// entry it completes, whose session recording goes with it.
+func (s *session) record(ps *prepared, start time.Time, rows int64, command, errMsg string, cur *pending) {
 	if ps == nil {
 		return
 	}
-	s.cp.Record(ps.action, ps.decision, access.Outcome{Duration: time.Since(start), Rows: rows, Command: command, Error: errMsg})
+	o := access.Outcome{Duration: time.Since(start), Rows: rows, Command: command, Error: errMsg}
+	if s.recOn && cur != nil {
+		s.fillRecording(&o, cur)
+	}
+	s.cp.Record(ps.action, ps.decision, o)
 }
 
 // outcomeRows is the row count of a completed statement: the command tag's

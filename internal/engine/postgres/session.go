@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/engine"
@@ -67,6 +68,12 @@ type session struct {
 	// ParameterStatus): when off, backslashes in '…' strings escape, which
 	// the gateway's lexer and libpg_query do not model.
 	scsOff atomic.Bool
+	// Session recording (config audit.recording): on when values may be
+	// recorded; each goroutine decodes binary values with its own type map
+	// (pgtype.Map caches plans and is not safe for concurrent use).
+	recOn    bool
+	upTypes  *pgtype.Map // upstream goroutine
+	cliTypes *pgtype.Map // client goroutine
 }
 
 func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *engine.Opened) *session {
@@ -80,6 +87,7 @@ func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *eng
 		stmts:   map[string]*prepared{},
 		catalog: e.catalogFor(opened.Upstream),
 		portals: map[string]*portal{},
+		recOn:   e.cfg.Recording.Bytes > 0,
 	}
 }
 
@@ -330,7 +338,7 @@ func (s *session) parse(ctx context.Context, body []byte) error {
 	// A held statement is prepared now and held at Execute, where its
 	// parameters are known.
 	ps := &prepared{action: a, decision: d}
-	if d.Verdict == access.Hold {
+	if d.Verdict == access.Hold || s.recOn {
 		if oids, ok := parseParamTypes(rest); ok {
 			ps.paramOIDs.Store(&oids)
 		}
@@ -374,6 +382,9 @@ func (s *session) bind(body []byte) error {
 		return s.protocolError(err.Error())
 	}
 	pt := &portal{stmt: s.stmts[stmt], formats: formats}
+	if s.recOn && pt.stmt != nil {
+		pt.recParams, pt.recTrunc = s.recordParams(body, pt.stmt)
+	}
 	if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
 		var oids []uint32
 		if p := pt.stmt.paramOIDs.Load(); p != nil {
@@ -449,6 +460,17 @@ func (s *session) redecide(ctx context.Context, pt *portal) bool {
 	ps.paramOIDs.Store(old.paramOIDs.Load())
 	if s.stmts[old.action.Prepared] == old {
 		s.stmts[old.action.Prepared] = ps
+	}
+	if d.Verdict == access.Hold && old.decision.Verdict != access.Hold {
+		// Approvers must see the parameters, which Bind keeps only for
+		// statements already held then. Refuse this once; the statement
+		// now needs review, so its next Bind keeps them and its Execute
+		// is held.
+		dd := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
+			Reason: "this prepared statement now needs approval (the policies changed since it was bound), so it was not run; run it again to request the review"}
+		s.cp.Record(old.action, dd, access.Outcome{Rows: -1, Error: "refused: needs review; bound before it did"})
+		s.denyExtended(dd)
+		return false
 	}
 	pt.stmt = ps
 	return true

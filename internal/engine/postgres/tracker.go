@@ -53,6 +53,7 @@ type pending struct {
 	dportal *portal             // rDescribe of a portal
 	plan    []masking.FieldPlan // masking for the current result; nil = none
 	planned bool                // plan is decided for the current result
+	rec     *stmtRec            // session recording of the current result; nil = none yet
 }
 
 // tracker is the FIFO of responses the upstream owes, shared by the client

@@ -34,6 +34,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"EventRoundTrip", testEventRoundTrip},
 		{"EventFilters", testEventFilters},
 		{"EventLimit", testEventLimit},
+		{"EventCount", testEventCount},
 		{"EventConcurrentAppend", testEventConcurrentAppend},
 		{"EventFailedAppend", testEventFailedAppend},
 		{"Reviews", testReviews},

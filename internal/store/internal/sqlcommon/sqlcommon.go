@@ -95,11 +95,28 @@ func CheckpointQuery(f audit.CheckpointFilter, ph func(n int) string) (string, [
 
 // EventQuery builds the SELECT for f. ph renders the nth (1-based)
 // placeholder; timeArg converts a time to the backend's stored form.
-// Without AfterSeq rows come newest first (seq DESC) so LIMIT keeps the most
-// recent N; with AfterSeq they come oldest first, so a follower paging
+// Without AfterSeq or Ascending rows come newest first (seq DESC) so LIMIT
+// keeps the most recent N; otherwise they come oldest first, so a follower paging
 // forward never skips events. Callers put them in ascending order with
 // Ascending.
 func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
+	where, args := eventWhere(f, ph, timeArg)
+	limit := f.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	var b strings.Builder
+	b.WriteString("SELECT " + EventColumns + " FROM audit_events" + where)
+	order := " ORDER BY seq DESC LIMIT "
+	if ascending(f) {
+		order = " ORDER BY seq ASC LIMIT "
+	}
+	b.WriteString(order + strconv.Itoa(limit))
+	return b.String(), args
+}
+
+// eventWhere is the WHERE clause ("" for none) and arguments selecting f.
+func eventWhere(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
 	var where []string
 	var args []any
 	add := func(cond string, v any) {
@@ -133,21 +150,17 @@ func EventQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) a
 	if f.BeforeSeq > 0 {
 		add("seq < ?", f.BeforeSeq)
 	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = DefaultLimit
+	if len(where) == 0 {
+		return "", args
 	}
-	var b strings.Builder
-	b.WriteString("SELECT " + EventColumns + " FROM audit_events")
-	if len(where) > 0 {
-		b.WriteString(" WHERE " + strings.Join(where, " AND "))
-	}
-	order := " ORDER BY seq DESC LIMIT "
-	if ascending(f) {
-		order = " ORDER BY seq ASC LIMIT "
-	}
-	b.WriteString(order + strconv.Itoa(limit))
-	return b.String(), args
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// CountQuery builds the SELECT count(*) of the events f selects, ignoring
+// f.Limit.
+func CountQuery(f audit.Filter, ph func(n int) string, timeArg func(time.Time) any) (string, []any) {
+	where, args := eventWhere(f, ph, timeArg)
+	return "SELECT count(*) FROM audit_events" + where, args
 }
 
 // Ascending puts the rows of EventQuery(f) into ascending seq order.
