@@ -386,6 +386,9 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 				"signing_key":         d.secret(&c.Audit.SigningKey),
 				"checkpoint_every":    d.integer(&c.Audit.CheckpointEvery),
 				"checkpoint_interval": d.duration(&c.Audit.CheckpointInterval),
+				"durability":          d.str(&c.Audit.Durability),
+				"journal_fsync":       d.boolean(&c.Audit.JournalFsync),
+				"journal_max_pending": d.integer(&c.Audit.JournalMaxPending),
 			})
 		},
 		// Policies are compiled by package policy (CEL), which needs the

@@ -283,7 +283,13 @@ func (j *Journal) Append(e *Entry) (uint64, error) {
 	}
 	j.nextID++
 	e.ID = j.nextID
+	start := len(j.buf)
 	j.buf = appendDecision(j.buf, e)
+	if n := len(j.buf) - start - headerSize; n > MaxRecord {
+		j.buf = j.buf[:start]
+		j.mu.Unlock()
+		return 0, fmt.Errorf("audit journal: decision record of %d bytes exceeds the limit of %d", n, MaxRecord)
+	}
 	err := j.commitLocked()
 	j.mu.Unlock()
 	if err != nil {

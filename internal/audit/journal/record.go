@@ -53,8 +53,9 @@ const headerSize = 8
 
 // MaxRecord bounds one record's payload so a corrupt length cannot make the
 // reader allocate without limit. A statement larger than this cannot be
-// journaled (and is refused); postgres.max_message_size is far below it.
-const MaxRecord = 256 << 20
+// journaled (and is refused); postgres.max_message_size (at most 2 GiB)
+// keeps statements below it.
+const MaxRecord = 1<<31 + 1<<20
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
