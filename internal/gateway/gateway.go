@@ -61,7 +61,7 @@ type Gateway struct {
 	verifier    *identity.Verifier
 	devIss      *identity.DevIssuer
 	audit       *audit.Log
-	journal     *journal.Journal // nil = audit.durability off
+	journal     *journal.Journal  // nil = audit.durability off
 	auditPub    ed25519.PublicKey // nil = checkpoints are not signed
 	metrics     *metrics.Metrics
 	cp          *checkpoint.Checkpoint
