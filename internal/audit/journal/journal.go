@@ -1,6 +1,7 @@
 package journal
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -17,10 +18,10 @@ import (
 // Options configure a Journal.
 type Options struct {
 	Dir string // created 0700 when missing
-	// Fsync makes every group commit wait for fsync: decisions then survive
-	// a power loss or kernel crash, not only the gateway's death. Without
-	// it a completed write(2) is in the page cache, which survives SIGKILL
-	// and any crash of the process.
+	// Fsync makes every append wait for fsync (group commit: concurrent
+	// appends share one): decisions then survive a power loss or kernel
+	// crash, not only the gateway's death. Without it an append is in the
+	// page cache, which survives SIGKILL and any crash of the process.
 	Fsync bool
 	// SegmentBytes starts a new segment once the current one is this big
 	// (0 = DefaultSegmentBytes). Rotation copies the decisions still
@@ -38,43 +39,43 @@ var ErrClosed = errors.New("audit journal is closed")
 
 const segmentSuffix = ".journal"
 
-// Journal is an append-only file of decisions and acknowledgements with
-// group commit: each caller of Append (or Ack) adds its record to a shared
-// buffer; one of them (the leader) writes everything buffered with one
-// write(2) while the others wait for it, then the next waiter leads. One
-// statement at a time pays one write(2); many concurrent statements share
-// one.
+// Journal is an append-only log of decisions and acknowledgements in
+// segment files of fixed size. On Linux a segment is mapped into memory
+// (MAP_SHARED), so an append is a copy under a mutex: no system call, no
+// goroutine hand-off, and the bytes are in the page cache, which outlives
+// the process. With Options.Fsync, appends also wait for fsync, and
+// concurrent appends share one (leader/follower group commit). Elsewhere
+// each record is written through with one pwrite(2).
 type Journal struct {
 	dir      string
 	fsync    bool
-	segBytes int64
+	segBytes int
 	log      *slog.Logger
 
 	mu      sync.Mutex
-	cond    sync.Cond
-	buf     []byte // records of batch gen, not yet written
-	spare   []byte
-	gen     uint64 // the batch being filled
-	done    uint64 // the last batch written (or failed)
-	writing bool   // a leader is writing
-	failed  [32]failure
-	nfailed int
+	cond    sync.Cond // signals the end of an fsync
+	seg     *segment
+	scratch []byte // encoding buffer, reused
+	pos     int64  // bytes appended since Open (across segments)
+	synced  int64  // pos up to which appends are fsynced (Fsync)
+	syncing bool   // a leader is in fsync
+	failTo  int64  // appends up to this pos failed to fsync
+	failErr error
+	broken  error // the current segment cannot be trusted: rotate before the next append
 	nextID  uint64
 	closed  bool
 
-	// Only the leader (writing) touches these.
-	f      *os.File
-	seg    uint64 // current segment number
-	size   int64
-	broken bool // the last write failed: the file may end in a torn record
-
 	pending atomic.Int64           // decisions journaled, not yet acknowledged
-	lastErr atomic.Pointer[string] // last write error; nil after a successful write
+	lastErr atomic.Pointer[string] // last append error; nil after a successful append
 }
 
-type failure struct {
-	gen uint64
-	err error
+// segment is one journal file.
+type segment struct {
+	f    *os.File
+	n    uint64
+	mem  []byte // the mapped file; nil = records are written through (pwrite)
+	size int    // capacity
+	off  int    // bytes used
 }
 
 // Recovery is what Open found: decisions of earlier runs whose statement
@@ -102,7 +103,7 @@ func Open(o Options) (*Journal, Recovery, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, rec, fmt.Errorf("audit journal: %w", err)
 	}
-	j := &Journal{dir: o.Dir, fsync: o.Fsync, segBytes: o.SegmentBytes, log: o.Logger, gen: 1}
+	j := &Journal{dir: o.Dir, fsync: o.Fsync, segBytes: int(o.SegmentBytes), log: o.Logger}
 	j.cond.L = &j.mu
 	segs, err := j.segments()
 	if err != nil {
@@ -141,30 +142,35 @@ func Open(o Options) (*Journal, Recovery, error) {
 		}
 	}
 	slices.SortFunc(carry, func(a, b record) int { return compareID(a.entry.ID, b.entry.ID) })
-	next := uint64(1)
-	if len(segs) > 0 {
-		next = segs[len(segs)-1] + 1
-	}
-	if err := j.create(next); err != nil {
-		return nil, rec, err
-	}
 	var buf []byte
 	for _, r := range carry {
 		buf = append(buf, r.raw...)
 		rec.Unstored = append(rec.Unstored, r.entry)
 	}
-	if err := j.writeFile(buf, true); err != nil {
-		j.f.Close()
+	next := uint64(1)
+	if len(segs) > 0 {
+		next = segs[len(segs)-1] + 1
+	}
+	seg, err := j.newSegment(next, len(buf))
+	if err != nil {
 		return nil, rec, err
 	}
+	if err := seg.place(buf); err == nil {
+		err = seg.f.Sync()
+	}
+	if err != nil {
+		seg.close()
+		return nil, rec, fmt.Errorf("audit journal: %w", err)
+	}
+	j.seg = seg
 	for _, n := range segs {
 		if err := os.Remove(j.path(n)); err != nil {
-			j.f.Close()
+			j.seg.close()
 			return nil, rec, fmt.Errorf("audit journal: %w", err)
 		}
 	}
 	if err := syncDir(j.dir); err != nil {
-		j.f.Close()
+		j.seg.close()
 		return nil, rec, err
 	}
 	// IDs stay unique across runs: they continue from the larger of the
@@ -186,20 +192,35 @@ func compareID(a, b uint64) int {
 }
 
 // scan parses records until the data ends or a record is damaged; problem
-// describes the damage ("" = none). Records after damage are not trusted:
-// a length field can no longer be relied on to find the next record.
+// describes the damage ("" = none). A zero length where a record would
+// start is the unused, zero-filled rest of a segment. Records after damage
+// are not trusted: a length field can no longer be relied on to find the
+// next record.
 func scan(data []byte) (recs []record, problem string) {
+	problem = walk(data, true, func(r *record) { recs = append(recs, *r) })
+	return recs, problem
+}
+
+// walk calls fn for each record of data until the data ends or a record is
+// damaged (see scan); full false decodes decisions only up to their IDs.
+func walk(data []byte, full bool, fn func(*record)) (problem string) {
 	off := 0
 	for len(data) > 0 {
-		r, rest, err := parseRecord(data)
+		if len(data) >= 4 && data[0]|data[1]|data[2]|data[3] == 0 {
+			if i := bytes.IndexFunc(data, func(r rune) bool { return r != 0 }); i >= 0 {
+				return fmt.Sprintf("data after the end of the records at offset %d (%d bytes skipped)", off, len(data))
+			}
+			return ""
+		}
+		r, rest, err := parse(data, full)
 		if err != nil {
-			return recs, fmt.Sprintf("%v at offset %d; %d bytes after it skipped", err, off, len(data))
+			return fmt.Sprintf("%v at offset %d; %d bytes after it skipped", err, off, len(data))
 		}
 		off += len(data) - len(rest)
-		recs = append(recs, r)
+		fn(&r)
 		data = rest
 	}
-	return recs, ""
+	return ""
 }
 
 func (j *Journal) path(n uint64) string {
@@ -228,36 +249,55 @@ func (j *Journal) segments() ([]uint64, error) {
 	return out, nil
 }
 
-// create makes segment n the current file.
-func (j *Journal) create(n uint64) error {
-	f, err := os.OpenFile(j.path(n), os.O_WRONLY|os.O_CREATE|os.O_EXCL|os.O_APPEND, 0o600)
+// newSegment creates segment n with room for need bytes plus a full
+// segment's worth of new records: while decisions pile up unacknowledged
+// (a failing store), rotation then still happens only once per segment of
+// new records, not at every append.
+func (j *Journal) newSegment(n uint64, need int) (*segment, error) {
+	size := (j.segBytes + need + 4095) / 4096 * 4096
+	f, err := os.OpenFile(j.path(n), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return fmt.Errorf("audit journal: %w", err)
+		return nil, fmt.Errorf("audit journal: %w", err)
 	}
-	j.f, j.seg, j.size, j.broken = f, n, 0, false
+	s := &segment{f: f, n: n, size: size}
+	if s.mem, err = mapSegment(f, size); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+		j.log.Warn("audit journal: cannot map the segment; writing records through instead", "err", err)
+		f.Truncate(0)
+	}
+	return s, nil
+}
+
+// place appends b to the segment, which has room for it.
+func (s *segment) place(b []byte) error {
+	if len(b) == 0 {
+		return nil
+	}
+	if s.mem != nil {
+		copy(s.mem[s.off:], b)
+	} else if _, err := s.f.WriteAt(b, int64(s.off)); err != nil {
+		return err
+	}
+	s.off += len(b)
 	return nil
 }
 
-// writeFile writes b to the current segment (and fsyncs when configured or
-// forced). Only the leader or Open calls it.
-func (j *Journal) writeFile(b []byte, forceSync bool) error {
-	if len(b) > 0 {
-		n, err := j.f.Write(b)
-		j.size += int64(n)
-		if err != nil {
-			j.broken = true
-			return fmt.Errorf("audit journal: %w", err)
-		}
+// used returns the segment's records.
+func (s *segment) used() ([]byte, error) {
+	if s.mem != nil {
+		return s.mem[:s.off], nil
 	}
-	if j.fsync || forceSync {
-		if err := j.f.Sync(); err != nil {
-			// After a failed fsync the kernel may have dropped the pages:
-			// what the file holds is unknown.
-			j.broken = true
-			return fmt.Errorf("audit journal: fsync: %w", err)
-		}
+	b := make([]byte, s.off)
+	_, err := s.f.ReadAt(b, 0)
+	return b, err
+}
+
+func (s *segment) close() error {
+	var err error
+	if s.mem != nil {
+		err = unmapSegment(s.mem)
+		s.mem = nil
 	}
-	return nil
+	return errors.Join(err, s.f.Close())
 }
 
 func syncDir(dir string) error {
@@ -272,9 +312,9 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// Append journals e (assigning e.ID) and returns once it is written: then
-// the statement may run. An error means it is not durable: refuse the
-// statement.
+// Append journals e (assigning e.ID) and returns once it is in the
+// journal: then the statement may run. An error means it is not: refuse
+// the statement.
 func (j *Journal) Append(e *Entry) (uint64, error) {
 	j.mu.Lock()
 	if j.closed {
@@ -283,25 +323,32 @@ func (j *Journal) Append(e *Entry) (uint64, error) {
 	}
 	j.nextID++
 	e.ID = j.nextID
-	start := len(j.buf)
-	j.buf = appendDecision(j.buf, e)
-	if n := len(j.buf) - start - headerSize; n > MaxRecord {
-		j.buf = j.buf[:start]
-		j.mu.Unlock()
-		return 0, fmt.Errorf("audit journal: decision record of %d bytes exceeds the limit of %d", n, MaxRecord)
+	j.scratch = appendDecision(j.scratch[:0], e)
+	err := j.appendLocked(j.scratch)
+	if cap(j.scratch) > 1<<20 {
+		j.scratch = nil // one huge statement: do not keep its buffer
 	}
-	err := j.commitLocked()
-	j.mu.Unlock()
+	if err == nil && j.fsync {
+		err = j.syncLocked(j.pos)
+	}
 	if err != nil {
+		msg := err.Error()
+		j.lastErr.Store(&msg)
+		j.mu.Unlock()
 		return 0, err
 	}
+	if j.lastErr.Load() != nil {
+		j.lastErr.Store(nil)
+	}
+	j.mu.Unlock()
 	j.pending.Add(1)
 	return e.ID, nil
 }
 
 // Ack records that the statement events of ids are stored: recovery will
 // not store them again, and rotation drops them. The audit writer calls it
-// after each commit.
+// after each commit. It does not wait for fsync: a lost acknowledgement
+// only makes recovery look the ids up in the store.
 func (j *Journal) Ack(ids []uint64) error {
 	if len(ids) == 0 {
 		return nil
@@ -312,141 +359,115 @@ func (j *Journal) Ack(ids []uint64) error {
 	if j.closed {
 		return ErrClosed
 	}
-	j.buf = appendAck(j.buf, ids)
-	return j.commitLocked()
+	j.scratch = appendAck(j.scratch[:0], ids)
+	return j.appendLocked(j.scratch)
 }
 
-// commitLocked waits (holding j.mu, released while waiting or writing)
-// until the batch being filled is written, leading the write when no one
-// else is.
-func (j *Journal) commitLocked() error {
-	my := j.gen
-	for j.done < my {
-		if !j.writing {
-			j.lead()
+// appendLocked puts the record b in the current segment, first moving to
+// a new one when b does not fit or the current one failed.
+func (j *Journal) appendLocked(b []byte) error {
+	if n := len(b) - headerSize; n > MaxRecord {
+		return fmt.Errorf("audit journal: record of %d bytes exceeds the limit of %d", n, MaxRecord)
+	}
+	for j.broken != nil || j.seg.off+len(b) > j.seg.size {
+		if j.syncing {
+			// The leader is syncing this segment: do not close it under it.
+			j.cond.Wait()
 			continue
 		}
-		j.cond.Wait()
-	}
-	return j.result(my)
-}
-
-// lead writes the batch being filled; j.mu is held on entry and exit but
-// not during the write, so others keep filling the next batch.
-func (j *Journal) lead() {
-	j.writing = true
-	g := j.gen
-	j.gen++
-	b := j.buf
-	j.buf = j.spare[:0]
-	j.mu.Unlock()
-
-	err := j.write(b)
-
-	j.mu.Lock()
-	if cap(b) <= 1<<20 { // keep the buffer unless one huge statement grew it
-		j.spare = b[:0]
-	} else {
-		j.spare = nil
-	}
-	if err != nil {
-		j.failed[j.nfailed%len(j.failed)] = failure{g, err}
-		j.nfailed++
-		msg := err.Error()
-		j.lastErr.Store(&msg)
-	} else if j.lastErr.Load() != nil {
-		j.lastErr.Store(nil)
-	}
-	j.done = g
-	j.writing = false
-	j.cond.Broadcast()
-}
-
-// result is the outcome of batch g, which is written.
-func (j *Journal) result(g uint64) error {
-	if j.nfailed == 0 {
-		return nil
-	}
-	oldest := j.failed[0].gen
-	if j.nfailed > len(j.failed) {
-		oldest = j.failed[j.nfailed%len(j.failed)].gen
-	}
-	for _, f := range j.failed[:min(j.nfailed, len(j.failed))] {
-		if f.gen == g {
-			return f.err
+		if err := j.rotate(len(b)); err != nil {
+			return err
 		}
 	}
-	if g < oldest && j.nfailed > len(j.failed) {
-		// Too many failures since to tell: fail closed.
-		return errors.New("audit journal: write outcome unknown after repeated failures")
+	if err := j.seg.place(b); err != nil {
+		j.broken = fmt.Errorf("audit journal: %w", err)
+		return j.broken
+	}
+	j.pos += int64(len(b))
+	return nil
+}
+
+// syncLocked waits until the journal is fsynced up to pos end, leading the
+// fsync when no one else is (j.mu is released during it, so others keep
+// appending and share the next one).
+func (j *Journal) syncLocked(end int64) error {
+	for j.synced < end {
+		if end <= j.failTo {
+			return j.failErr
+		}
+		if j.syncing {
+			j.cond.Wait()
+			continue
+		}
+		j.syncing = true
+		target, f := j.pos, j.seg.f
+		j.mu.Unlock()
+		err := f.Sync()
+		j.mu.Lock()
+		j.syncing = false
+		if err != nil {
+			// After a failed fsync the kernel may have dropped the pages:
+			// what the segment holds is unknown. Move on to a new one.
+			j.failTo, j.failErr = target, fmt.Errorf("audit journal: fsync: %w", err)
+			j.broken = j.failErr
+		} else {
+			j.synced = max(j.synced, target)
+		}
+		j.cond.Broadcast()
 	}
 	return nil
 }
 
-// write is the leader's: it writes b to the current segment, first moving
-// to a new segment when the current one is full or a write to it failed.
-func (j *Journal) write(b []byte) error {
-	if j.broken || j.f == nil || j.size >= j.segBytes {
-		if err := j.rotate(); err != nil {
-			if j.broken || j.f == nil {
-				return err // never append after a torn record
-			}
-			j.log.Error("audit journal: rotation failed; continuing in the current segment", "err", err)
-		}
+// rotate starts a new segment holding the decisions of the current segment
+// that are not acknowledged in it, with room for need more bytes, then
+// deletes the current segment. Acknowledgements of carried decisions
+// arriving later are written to the new segment after them, so each
+// segment is self-contained: a decision is unacknowledged iff no ack for it
+// is in the same segment (recovery reads all segments anyway).
+func (j *Journal) rotate(need int) error {
+	old := j.seg
+	data, err := old.used()
+	if err != nil {
+		return fmt.Errorf("audit journal: reading segment for rotation: %w", err)
 	}
-	return j.writeFile(b, false)
-}
-
-// rotate starts segment seg+1 holding the decisions of the current segment
-// that are not acknowledged in it, then deletes the current segment.
-// Acknowledgements of carried decisions arriving meanwhile are written to
-// the new segment after them, so each segment is self-contained: a decision
-// is unacknowledged iff no ack for it follows in the same segment or a later
-// one (recovery reads all of them).
-func (j *Journal) rotate() error {
-	old, oldSeg := j.f, j.seg
+	acked := map[uint64]bool{}
+	problem := walk(data, false, func(r *record) {
+		for _, id := range r.acks {
+			acked[id] = true
+		}
+	})
+	if problem != "" {
+		j.log.Error("audit journal: damaged segment", "segment", filepath.Base(old.f.Name()), "problem", problem)
+	}
 	var carry []byte
-	if old != nil {
-		data, err := os.ReadFile(j.path(oldSeg))
-		if err != nil {
-			return fmt.Errorf("audit journal: reading segment for rotation: %w", err)
+	walk(data, false, func(r *record) {
+		if r.kind == kindDecision && !acked[r.entry.ID] {
+			carry = append(carry, r.raw...)
 		}
-		recs, problem := scan(data)
-		if problem != "" && !j.broken {
-			j.log.Error("audit journal: damaged segment", "segment", filepath.Base(j.path(oldSeg)), "problem", problem)
-		}
-		acked := map[uint64]bool{}
-		for _, r := range recs {
-			for _, id := range r.acks {
-				acked[id] = true
-			}
-		}
-		for _, r := range recs {
-			if r.kind == kindDecision && !acked[r.entry.ID] {
-				carry = append(carry, r.raw...)
-			}
-		}
-	}
-	if err := j.create(oldSeg + 1); err != nil {
-		j.f, j.seg = old, oldSeg
+	})
+	seg, err := j.newSegment(old.n+1, len(carry)+need)
+	if err != nil {
 		return err
 	}
-	if err := j.writeFile(carry, j.fsync); err != nil {
-		j.f.Close()
-		os.Remove(j.path(j.seg))
-		j.f, j.seg, j.broken = old, oldSeg, true
-		return err
-	}
-	if j.fsync {
-		if err := syncDir(j.dir); err != nil {
-			return err
+	if err := seg.place(carry); err == nil && j.fsync {
+		if err = seg.f.Sync(); err == nil {
+			err = syncDir(j.dir)
 		}
 	}
-	if old != nil {
-		old.Close()
-		if err := os.Remove(j.path(oldSeg)); err != nil {
-			j.log.Error("audit journal: removing rotated segment", "err", err)
-		}
+	if err != nil {
+		seg.close()
+		os.Remove(seg.f.Name())
+		return fmt.Errorf("audit journal: rotating: %w", err)
+	}
+	j.seg, j.broken = seg, nil
+	// Every decision placed so far is in the new segment (or
+	// acknowledged), synced when Fsync.
+	j.synced = j.pos
+	if err := old.close(); err != nil {
+		j.log.Error("audit journal: closing rotated segment", "err", err)
+	}
+	if err := os.Remove(old.f.Name()); err != nil {
+		j.log.Error("audit journal: removing rotated segment", "err", err)
 	}
 	return nil
 }
@@ -456,7 +477,7 @@ func (j *Journal) rotate() error {
 // that fails.
 func (j *Journal) Pending() int64 { return j.pending.Load() }
 
-// Err is the last write error, nil once a write succeeds again.
+// Err is the last append error, nil once an append succeeds again.
 func (j *Journal) Err() error {
 	if p := j.lastErr.Load(); p != nil {
 		return errors.New(*p)
@@ -464,35 +485,30 @@ func (j *Journal) Err() error {
 	return nil
 }
 
-// Close writes what is buffered and closes the file. When every decision is
-// acknowledged (a clean shutdown after the audit log drained), the segment
-// is deleted: there is nothing to recover.
+// Close closes the journal (fsyncing it with Options.Fsync). When every
+// decision is acknowledged (a clean shutdown after the audit log drained),
+// the segment is deleted: there is nothing to recover.
 func (j *Journal) Close() error {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.closed {
-		j.mu.Unlock()
 		return nil
 	}
-	var err error
-	if len(j.buf) > 0 {
-		err = j.commitLocked()
-	}
-	for j.writing {
+	for j.syncing {
 		j.cond.Wait()
 	}
 	j.closed = true
-	j.mu.Unlock()
-	if j.f == nil {
-		return err
+	var err error
+	if j.fsync {
+		err = j.seg.f.Sync()
 	}
-	clean := j.pending.Load() == 0 && !j.broken && err == nil
-	if cerr := j.f.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("audit journal: %w", cerr)
+	clean := j.pending.Load() == 0 && j.broken == nil
+	err = errors.Join(err, j.seg.close())
+	if clean && err == nil {
+		err = os.Remove(j.seg.f.Name())
 	}
-	if clean {
-		if rerr := os.Remove(j.path(j.seg)); rerr != nil && err == nil {
-			err = fmt.Errorf("audit journal: %w", rerr)
-		}
+	if err != nil {
+		return fmt.Errorf("audit journal: %w", err)
 	}
-	return err
+	return nil
 }

@@ -113,7 +113,11 @@ var errTorn = errors.New("incomplete record (torn write)")
 
 // parseRecord parses the record at the start of b and returns the bytes
 // after it. It never panics on any input (see FuzzParseRecord).
-func parseRecord(b []byte) (record, []byte, error) {
+func parseRecord(b []byte) (record, []byte, error) { return parse(b, true) }
+
+// parse is parseRecord; with full false a decision's fields after its ID
+// are not decoded (rotation needs only IDs and the raw bytes).
+func parse(b []byte, full bool) (record, []byte, error) {
 	if len(b) < headerSize {
 		return record{}, nil, errTorn
 	}
@@ -134,6 +138,13 @@ func parseRecord(b []byte) (record, []byte, error) {
 	case kindDecision:
 		e := &r.entry
 		e.ID = d.u64()
+		if !full {
+			d.b = nil
+			if d.err == nil && e.ID == 0 {
+				d.err = errors.New("decision without id")
+			}
+			break
+		}
 		e.Time = int64(d.u64())
 		for _, s := range [...]*string{&e.SessionID, &e.Issuer, &e.Subject, &e.Connection, &e.Decision, &e.Reason,
 			&e.Statement, &e.Kind, &e.Protocol, &e.Prepared, &e.Policy, &e.Rule, &e.ReviewID} {
