@@ -2,8 +2,10 @@ package journal
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -204,6 +206,54 @@ func scan(data []byte) (recs []record, problem string) {
 // walk calls fn for each record of data until the data ends or a record is
 // damaged (see scan); full false decodes decisions only up to their IDs.
 func walk(data []byte, full bool, fn func(*record)) (problem string) {
+	return walkRecords(data, func(b []byte) ([]byte, error) {
+		r, rest, err := parse(b, full)
+		if err == nil {
+			fn(&r)
+		}
+		return rest, err
+	})
+}
+
+// walkIDs is walk for rotation: it checks each record's checksum and hands
+// fn only the kind, a decision's ID, an ack's raw ID list (8 bytes each)
+// and the raw record, decoding and allocating nothing else.
+func walkIDs(data []byte, fn func(kind byte, id uint64, acks, raw []byte)) (problem string) {
+	return walkRecords(data, func(b []byte) ([]byte, error) {
+		if len(b) < headerSize {
+			return nil, errTorn
+		}
+		n := binary.LittleEndian.Uint32(b)
+		if n < 9 || n > MaxRecord || uint64(len(b)-headerSize) < uint64(n) {
+			_, rest, err := parse(b, false) // the full parser says what is wrong
+			if err == nil {
+				err = errors.New("invalid record")
+			}
+			return rest, err
+		}
+		p := b[headerSize : headerSize+int(n)]
+		if crc32.Checksum(p, castagnoli) != binary.LittleEndian.Uint32(b[4:]) {
+			return nil, errors.New("checksum mismatch")
+		}
+		switch p[0] {
+		case kindDecision:
+			fn(kindDecision, binary.LittleEndian.Uint64(p[1:]), nil, b[:headerSize+int(n)])
+		case kindAck:
+			c, k := binary.Uvarint(p[1:])
+			if k <= 0 || c > uint64(len(p)-1-k)/8 {
+				return nil, errors.New("invalid ack record")
+			}
+			fn(kindAck, 0, p[1+k:1+k+int(c)*8], b[:headerSize+int(n)])
+		default:
+			return nil, fmt.Errorf("unknown record kind %d", p[0])
+		}
+		return b[headerSize+int(n):], nil
+	})
+}
+
+// walkRecords applies step to each record of data (step returns the bytes
+// after it) until the data ends, a zero-filled rest begins, or step fails.
+func walkRecords(data []byte, step func([]byte) ([]byte, error)) (problem string) {
 	off := 0
 	for len(data) > 0 {
 		if len(data) >= 4 && data[0]|data[1]|data[2]|data[3] == 0 {
@@ -212,12 +262,11 @@ func walk(data []byte, full bool, fn func(*record)) (problem string) {
 			}
 			return ""
 		}
-		r, rest, err := parse(data, full)
+		rest, err := step(data)
 		if err != nil {
 			return fmt.Sprintf("%v at offset %d; %d bytes after it skipped", err, off, len(data))
 		}
 		off += len(data) - len(rest)
-		fn(&r)
 		data = rest
 	}
 	return ""
@@ -430,19 +479,19 @@ func (j *Journal) rotate(need int) error {
 	if err != nil {
 		return fmt.Errorf("audit journal: reading segment for rotation: %w", err)
 	}
-	acked := map[uint64]bool{}
-	problem := walk(data, false, func(r *record) {
-		for _, id := range r.acks {
-			acked[id] = true
+	acked := map[uint64]struct{}{}
+	problem := walkIDs(data, func(kind byte, id uint64, acks, raw []byte) {
+		for ; len(acks) >= 8; acks = acks[8:] {
+			acked[binary.LittleEndian.Uint64(acks)] = struct{}{}
 		}
 	})
 	if problem != "" {
 		j.log.Error("audit journal: damaged segment", "segment", filepath.Base(old.f.Name()), "problem", problem)
 	}
 	var carry []byte
-	walk(data, false, func(r *record) {
-		if r.kind == kindDecision && !acked[r.entry.ID] {
-			carry = append(carry, r.raw...)
+	walkIDs(data, func(kind byte, id uint64, acks, raw []byte) {
+		if _, ok := acked[id]; kind == kindDecision && !ok {
+			carry = append(carry, raw...)
 		}
 	})
 	seg, err := j.newSegment(old.n+1, len(carry)+need)
