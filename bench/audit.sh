@@ -75,7 +75,7 @@ sample() { # PATH MODE CLIENTS ROUND
 	local tps lat
 	tps=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$out" | tail -n1)
 	lat=$(sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p' "$out")
-	echo "$1 $2 $3 $tps $lat" >>"$work/samples"
+	echo "$1 $2 $3 $tps $lat $4" >>"$work/samples"
 	log "round $4: $1 -M $2 -c $3: $tps tps, $lat ms"
 }
 
@@ -99,6 +99,13 @@ median() { sort -g | awk '{v[NR] = $1} END {if (NR == 0) print ""; else if (NR %
 stat() { awk -v p="$1" -v m="$2" -v c="$3" -v f="$4" '$1 == p && $2 == m && $3 == c {print $f}' "$work/samples" | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.3f", a / b }'; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "–"; else printf f, v }'; }
+# pairedratio MODE CLIENTS: median over rounds of journal/off TPS within
+# the round (the two samples ran back to back), which cancels load that
+# drifts between rounds.
+pairedratio() {
+	awk -v m="$1" -v c="$2" '$2 == m && $3 == c {k = $6; if ($1 == "journal") j[k] = $4; else if ($1 == "off") o[k] = $4}
+		END {for (k in j) if (k in o && o[k] > 0) print j[k] / o[k]}' "$work/samples" | median
+}
 diffus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "–"; else printf "%+.1f", (a - b) * 1000 }'; }
 
 {
@@ -106,8 +113,8 @@ diffus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "–";
 	echo
 	echo "$(nproc) CPUs, load average $load_before before / $load_after after; gatehouse at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "?"); $(date -u +%FT%TZ)"
 	echo
-	head="| mode | clients | journal TPS | journal lat ms | off TPS | off lat ms | journal/off TPS | journal − off lat µs |"
-	sep="|---|---:|---:|---:|---:|---:|---:|---:|"
+	head="| mode | clients | journal TPS | journal lat ms | off TPS | off lat ms | journal/off TPS | journal/off TPS, paired per round | journal − off lat µs |"
+	sep="|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	if [[ $fsync -eq 1 ]]; then head+=" fsync TPS | fsync/off TPS |"; sep+="---:|---:|"; fi
 	echo "$head"
 	echo "$sep"
@@ -115,7 +122,7 @@ diffus() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print "–";
 		m=${cell%%:*} c=${cell#*:}
 		jt=$(stat journal "$m" "$c" 4) jl=$(stat journal "$m" "$c" 5)
 		ot=$(stat off "$m" "$c" 4) ol=$(stat off "$m" "$c" 5)
-		row="| $m | $c | $(fmt "$jt" %.0f) | $(fmt "$jl" %.3f) | $(fmt "$ot" %.0f) | $(fmt "$ol" %.3f) | $(ratio "$jt" "$ot") | $(diffus "$jl" "$ol") |"
+		row="| $m | $c | $(fmt "$jt" %.0f) | $(fmt "$jl" %.3f) | $(fmt "$ot" %.0f) | $(fmt "$ol" %.3f) | $(ratio "$jt" "$ot") | $(fmt "$(pairedratio "$m" "$c")" %.3f) | $(diffus "$jl" "$ol") |"
 		if [[ $fsync -eq 1 ]]; then
 			ft=$(stat fsync "$m" "$c" 4)
 			row+=" $(fmt "$ft" %.0f) | $(ratio "$ft" "$ot") |"
