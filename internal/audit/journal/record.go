@@ -4,8 +4,10 @@
 // The audit store is written in batches off the data path (package audit),
 // so an event queued in memory is lost if the gateway is killed. The journal
 // closes that gap cheaply: the session goroutine appends the decision to an
-// append-only file in data_dir with one write(2) (group commit: concurrent
-// writers share one), and only then forwards the statement. When the
+// append-only segment file in data_dir (on Linux a shared memory mapping of
+// it, so an append is a copy into the page cache, which outlives the
+// process; with fsync, concurrent appends share one fsync), and only then
+// forwards the statement. When the
 // statement event carrying the same id is stored, the audit writer appends an
 // acknowledgement. At startup, decisions without an acknowledgement are
 // stored as statement events whose outcome is unknown. docs/audit.md
