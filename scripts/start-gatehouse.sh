@@ -15,7 +15,8 @@
 # pg.env: PGHOST/PGPORT of the gateway and PGPASSWORD=<token>; it is mode 0600
 # and the token is never printed. GATEHOUSE_TOKEN_ARGS adds arguments to
 # `gatehouse token` (e.g. a longer lifetime); GATEHOUSE_SERVE_ARGS adds
-# arguments to `gatehouse serve` (e.g. --cpuprofile FILE).
+# arguments to `gatehouse serve` (e.g. --cpuprofile FILE); GATEHOUSE_AUDIT_YAML
+# adds a line under audit: (e.g. "durability: off").
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +35,7 @@ while [[ $# -gt 0 ]]; do
 	--policies) policies=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); shift 2 ;;
 	--stop) mode=stop; shift ;;
 	--check) mode=check; shift ;;
-	-h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "start-gatehouse: unknown option $1" >&2; exit 2 ;;
 	*) break ;;
 	esac
@@ -105,6 +106,8 @@ for attempt in 1 2 3; do
 		echo "secret_key: file:$dir/secret.key"
 		echo "audit:"
 		echo "  signing_key: file:$dir/audit-signing.key"
+		# GATEHOUSE_AUDIT_YAML: more audit keys, e.g. "durability: off".
+		[[ -n ${GATEHOUSE_AUDIT_YAML:-} ]] && echo "  $GATEHOUSE_AUDIT_YAML"
 		echo "identity: { dev_issuer: true }"
 		echo 'admins: ["group:admins"]'
 		[[ -n $policies ]] && echo "policies_file: $policies"

@@ -166,6 +166,10 @@ type Decision struct {
 	Review *ReviewRule `json:"review,omitempty"`
 	// Approvers lists who approved a held action that was then allowed.
 	Approvers []string `json:"approvers,omitempty"`
+	// AuditID identifies this execution's journaled decision (set by the
+	// checkpoint's Commit; 0 = none). The statement event stored with the
+	// outcome carries it, which is how recovery knows it was stored.
+	AuditID uint64 `json:"-"`
 	// Basis is the state the decision was made in; see Basis.
 	Basis Basis `json:"-"`
 }

@@ -49,6 +49,11 @@ type Event struct {
 	// DetailValue, when Detail is nil, is marshalled into Detail by the Log's
 	// writer goroutine, keeping JSON encoding off the data path.
 	DetailValue any `json:"-"`
+
+	// JournalID is the id of the statement's decision in the node's
+	// decision journal (0 = not journaled). Once the event is stored, the
+	// Log hands it to Options.Stored so the journal can forget it.
+	JournalID uint64 `json:"-"`
 }
 
 // Filter selects events for reading. Zero fields do not filter.

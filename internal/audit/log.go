@@ -65,6 +65,9 @@ type Log struct {
 	interval time.Duration
 	signed   int64 // NodeSeq of the last checkpoint
 	head     atomic.Pointer[Head]
+
+	onStored  func(ids []uint64) // nil = nothing journaled
+	storedIDs []uint64           // reused by the writer
 }
 
 // maxBatch bounds one transaction; larger batches gain little.
@@ -113,6 +116,11 @@ type Options struct {
 	SigningKey         ed25519.PrivateKey
 	CheckpointEvery    int           // sign after this many new events (at a batch boundary); 0 = 1000
 	CheckpointInterval time.Duration // sign at this interval when new events exist; 0 = 10s
+
+	// Stored, when set, is called by the writer after each commit with the
+	// JournalIDs of the events it stored (the decision journal's
+	// acknowledgement).
+	Stored func(ids []uint64)
 }
 
 // Open starts a chained Log for o.Node, resuming the node's chain from the
@@ -134,6 +142,7 @@ func Open(ctx context.Context, st ChainStore, o Options) (*Log, error) {
 	l := newLog(st, o.QueueSize, o.Logger)
 	l.chained, l.cs, l.next, l.key = true, st, h, o.SigningKey
 	l.every, l.interval = int64(o.CheckpointEvery), o.CheckpointInterval
+	l.onStored = o.Stored
 	if l.every <= 0 {
 		l.every = DefaultCheckpointEvery
 	}
@@ -310,6 +319,9 @@ func (l *Log) write(batch []Event) {
 				last := batch[len(batch)-1]
 				l.head.Store(&Head{Node: last.Node, NodeSeq: last.NodeSeq, Hash: last.Hash})
 			}
+			if l.onStored != nil {
+				l.ack(batch)
+			}
 			return
 		}
 		l.failures.Add(1)
@@ -319,6 +331,20 @@ func (l *Log) write(batch []Event) {
 		time.Sleep(backoff)
 		backoff = min(backoff*2, 5*time.Second)
 	}
+}
+
+// ack hands the journal the ids of the batch's journaled events.
+func (l *Log) ack(batch []Event) {
+	ids := l.storedIDs[:0]
+	for i := range batch {
+		if id := batch[i].JournalID; id != 0 {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) > 0 {
+		l.onStored(ids)
+	}
+	l.storedIDs = ids
 }
 
 // stored reports whether the store's chain head is the batch's last event.

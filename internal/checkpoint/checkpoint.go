@@ -42,6 +42,9 @@ type Checkpoint struct {
 	// Per-label metric children, resolved once: WithLabelValues hashes
 	// its labels on every call, which the per-statement path can skip.
 	children sync.Map // protocol+"/"+decision → *children
+	// durable journals decisions before they run; nil = audit.durability
+	// off.
+	durable *durability
 }
 
 type children struct {
@@ -205,12 +208,17 @@ type statementDetail struct {
 	Sample          [][]*string     `json:"sample,omitempty"`
 	SampleTruncated bool            `json:"sample_truncated,omitempty"`
 	Notices         []string        `json:"notices,omitempty"`
+	// DecisionID is the journaled decision's id (audit.durability
+	// journal): the same in the journal and here.
+	DecisionID uint64 `json:"decision_id,omitempty,string"`
+	// Outcome is set when the outcome is not known (a recovered decision).
+	Outcome string `json:"outcome,omitempty"`
 }
 
 func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audit.Event {
 	s := a.Session
 	det := &statementDetail{Kind: a.Kind, Protocol: a.Protocol, Prepared: a.Prepared, Policy: d.Policy, Rule: d.Rule,
-		ReviewID: d.ReviewID, Approvers: d.Approvers}
+		ReviewID: d.ReviewID, Approvers: d.Approvers, DecisionID: d.AuditID}
 	if o != nil {
 		det.DurationMS = float64(o.Duration.Microseconds()) / 1000
 		if o.Rows >= 0 {
@@ -228,6 +236,7 @@ func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audi
 		Reason:      d.Reason,
 		Statement:   a.Statement,
 		DetailValue: det,
+		JournalID:   d.AuditID,
 	}
 	if s.Principal != nil {
 		e.Issuer, e.Subject = s.Principal.Issuer, s.Principal.Subject

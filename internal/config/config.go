@@ -34,6 +34,7 @@ const (
 	DefaultAuditQueueSize     = 65536
 	DefaultCheckpointEvery    = 1000
 	DefaultCheckpointInterval = Duration(10 * time.Second)
+	DefaultJournalMaxPending  = 100000
 	DefaultPostgresPort       = "5432"
 )
 
@@ -136,6 +137,17 @@ type Audit struct {
 	SigningKey         Secret   `json:"signing_key"`
 	CheckpointEvery    int      `json:"checkpoint_every"`    // sign after this many new events
 	CheckpointInterval Duration `json:"checkpoint_interval"` // sign at this interval when new events exist
+	// Durability is when a statement's decision is durable: "journal"
+	// (before the statement runs, in data_dir/audit-journal) or "off"
+	// (only once the batched store write commits; for benchmark
+	// comparison only).
+	Durability string `json:"durability"`
+	// JournalFsync makes each journal write wait for fsync (survives power
+	// loss, not only a killed gateway).
+	JournalFsync bool `json:"journal_fsync"`
+	// JournalMaxPending refuses statements while more journaled decisions
+	// than this wait for the store.
+	JournalMaxPending int `json:"journal_max_pending"`
 }
 
 // Recording bounds the session recording kept in each statement's audit
@@ -153,6 +165,12 @@ const (
 	DefaultRecordingBytes = ByteSize(4096)
 	MaxRecordingRows      = 1000
 	MaxRecordingBytes     = ByteSize(1 << 20)
+)
+
+// Audit durability modes.
+const (
+	DurabilityJournal = "journal"
+	DurabilityOff     = "off"
 )
 
 // Approvals configures holds for review rules.
@@ -211,8 +229,9 @@ func Default() *Config {
 		Identity:  Identity{Audience: DefaultAudience},
 		Postgres:  Postgres{MaxMessageSize: DefaultMaxMessageSize},
 		Audit: Audit{QueueSize: DefaultAuditQueueSize, CheckpointEvery: DefaultCheckpointEvery,
-			CheckpointInterval: DefaultCheckpointInterval,
-			Recording:          Recording{Rows: DefaultRecordingRows, Bytes: DefaultRecordingBytes}},
+			CheckpointInterval: DefaultCheckpointInterval, Durability: DurabilityJournal,
+			JournalMaxPending: DefaultJournalMaxPending,
+			Recording:         Recording{Rows: DefaultRecordingRows, Bytes: DefaultRecordingBytes}},
 		Approvals: Approvals{Timeout: DefaultApprovalTimeout},
 	}
 	c.fillDefaults()

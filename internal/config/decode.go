@@ -392,6 +392,9 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 						"bytes": d.size(&c.Audit.Recording.Bytes),
 					})
 				},
+				"durability":          d.str(&c.Audit.Durability),
+				"journal_fsync":       d.boolean(&c.Audit.JournalFsync),
+				"journal_max_pending": d.integer(&c.Audit.JournalMaxPending),
 			})
 		},
 		// Policies are compiled by package policy (CEL), which needs the

@@ -189,6 +189,10 @@ func (c *Config) check() []problem {
 	if d := time.Duration(c.Audit.CheckpointInterval); d < 100*time.Millisecond || d > 24*time.Hour {
 		ck.add("audit.checkpoint_interval", "must be between 100ms and 24h (got %s)", d)
 	}
+	ck.oneOf("audit.durability", c.Audit.Durability, []string{DurabilityJournal, DurabilityOff})
+	if n := c.Audit.JournalMaxPending; n < 1 || n > MaxAuditQueueSize {
+		ck.add("audit.journal_max_pending", "must be between 1 and %d (got %d)", MaxAuditQueueSize, n)
+	}
 	c.checkConnections(ck)
 	return ck.probs
 }

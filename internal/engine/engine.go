@@ -73,6 +73,14 @@ type Checkpoint interface {
 	// returns Allow or Deny; ending ctx (the client cancelled or left)
 	// withdraws the review.
 	Hold(ctx context.Context, a *access.Action, d access.Decision, hc access.HoldContext, notify func(msg string)) access.Decision
+	// Commit makes the decision to run an allowed action durable in the
+	// audit before the engine forwards it: once per execution, right
+	// before forwarding. It sets d.AuditID, which the engine passes to
+	// Record with the outcome. An error means the audit could not be
+	// written: the engine must not forward the action and answers with
+	// CodeAuditUnavailable and the error's message (Commit has recorded
+	// the refusal).
+	Commit(a *access.Action, d *access.Decision) error
 	Record(a *access.Action, d access.Decision, o access.Outcome)
 }
 
@@ -82,6 +90,11 @@ type Checkpoint interface {
 type Revalidator interface {
 	Current(d *access.Decision) bool
 }
+
+// AuditUnavailableSQLState is the SQLSTATE of a statement refused because
+// its audit record could not be written (class 58: system error, external
+// to PostgreSQL). Clients may retry once the operator fixed the audit.
+const AuditUnavailableSQLState = "58000"
 
 // ErrorCode classifies why a session could not be opened, so each engine can
 // map it to its protocol's error codes (SQLSTATE, MySQL errno, HTTP status).

@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/audit/chain"
+	"github.com/gatehouse/gatehouse/internal/audit/journal"
 	"github.com/gatehouse/gatehouse/internal/checkpoint"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/credential"
@@ -60,6 +61,7 @@ type Gateway struct {
 	verifier    *identity.Verifier
 	devIss      *identity.DevIssuer
 	audit       *audit.Log
+	journal     *journal.Journal  // nil = audit.durability off
 	auditPub    ed25519.PublicKey // nil = checkpoints are not signed
 	metrics     *metrics.Metrics
 	cp          *checkpoint.Checkpoint
@@ -135,6 +137,10 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g.cp = checkpoint.New(g.audit, g.acl.lookup, g.metrics).WithAccessVersion(g.acl.version.Load)
+	if g.journal != nil {
+		g.cp.WithJournal(g.journal, int64(cfg.Audit.JournalMaxPending), log.With("component", "audit"))
+		g.metrics.RegisterDurable(g.cp)
+	}
 	if err := g.loadPolicies(ctx); err != nil {
 		return nil, err
 	}
@@ -305,9 +311,21 @@ func (g *Gateway) openAudit(ctx context.Context) error {
 		g.log.Warn("audit.signing_key is not configured: the audit chain is written but no checkpoint is signed, so deleting its newest events goes unnoticed; see docs/audit.md")
 	}
 	var err error
+	var recovered journal.Recovery
+	var stored func([]uint64)
+	if a.Durability == config.DurabilityJournal {
+		if g.journal, recovered, err = g.openJournal(); err != nil {
+			return err
+		}
+		stored = g.ackJournal
+	}
 	g.audit, err = audit.Open(ctx, g.store, audit.Options{Node: node, QueueSize: a.QueueSize, Logger: g.log.With("component", "audit"),
-		SigningKey: key, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: time.Duration(a.CheckpointInterval)})
+		SigningKey: key, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: time.Duration(a.CheckpointInterval),
+		Stored: stored})
 	if err != nil {
+		return err
+	}
+	if err := g.recoverJournal(ctx, node, recovered); err != nil {
 		return err
 	}
 	h := g.audit.Head()
@@ -411,6 +429,9 @@ func (g *Gateway) ready(ctx context.Context) error {
 	}
 	if err := g.audit.Healthy(); err != nil {
 		return fmt.Errorf("audit: %w", err)
+	}
+	if err := g.cp.DurableErr(); err != nil {
+		return fmt.Errorf("statements are refused: %w", err)
 	}
 	return nil
 }
@@ -520,6 +541,11 @@ func (g *Gateway) closeStorage() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		errs = append(errs, g.audit.Close(ctx))
 		cancel()
+	}
+	if g.journal != nil {
+		// After the audit log drained: with every decision acknowledged,
+		// the journal deletes its segment.
+		errs = append(errs, g.journal.Close())
 	}
 	if g.store != nil {
 		errs = append(errs, g.store.Close())

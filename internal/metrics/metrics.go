@@ -22,6 +22,33 @@ type Metrics struct {
 	AuditWritten     prometheus.CounterFunc
 	AuditFailures    prometheus.CounterFunc
 	AuditQueue       prometheus.GaugeFunc
+	// AuditRefused counts statements refused because their audit record
+	// could not be made durable (audit.durability journal).
+	AuditRefused prometheus.Counter
+}
+
+// DurableStats exposes the decision journal's state without importing it.
+type DurableStats interface {
+	DurableErr() error // nil = statements can be made durable
+	Pending() int64    // journaled decisions not yet stored
+}
+
+// RegisterDurable adds the gauges of the decision journal: whether
+// statements run (1) or are refused for want of audit (0), and how many
+// journaled decisions wait for the store.
+func (m *Metrics) RegisterDurable(d DurableStats) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_audit_durable",
+			Help: "1 when statement decisions can be made durable; 0 while statements are refused because the audit journal or store fails (alert on 0)."},
+			func() float64 {
+				if d.DurableErr() != nil {
+					return 0
+				}
+				return 1
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "gatehouse_audit_journal_pending",
+			Help: "Journaled statement decisions whose statement events are not stored yet."},
+			func() float64 { return float64(d.Pending()) }))
 }
 
 // AuditStats exposes the audit log's counters without importing it.
@@ -52,6 +79,9 @@ func New(audit AuditStats) *Metrics {
 			Help: "Time to verify the token, resolve the connection and check access.", Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)},
 			[]string{"protocol"}),
 	}
+	m.AuditRefused = prometheus.NewCounter(prometheus.CounterOpts{Name: "gatehouse_audit_refused_statements_total",
+		Help: "Statements refused (not run) because their audit record could not be written; alert when this grows."})
+	r.MustRegister(m.AuditRefused)
 	r.MustRegister(m.SessionsActive, m.Sessions, m.Statements, m.StatementSeconds, m.CheckSeconds, m.HandshakeSeconds)
 	if audit != nil {
 		m.AuditWritten = prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "gatehouse_audit_events_written_total",

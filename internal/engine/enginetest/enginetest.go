@@ -78,8 +78,11 @@ type Checkpoint struct {
 	OnHold func(ctx context.Context, a *access.Action, params []string) access.Decision
 	// Mask is the mask plan of every allowed statement; nil = none.
 	Mask *access.MaskPlan
+	// CommitErr, when set, fails every Commit (the audit is unwritable).
+	CommitErr error
 
 	mu      sync.Mutex
+	Commits int // Commit calls
 	Checked []access.Action
 	Records []Record
 }
@@ -131,6 +134,16 @@ func (c *Checkpoint) Hold(ctx context.Context, a *access.Action, d access.Decisi
 		c.mu.Unlock()
 	}
 	return out
+}
+
+// Commit implements engine.Checkpoint: it counts commits and fails with
+// CommitErr when set.
+func (c *Checkpoint) Commit(a *access.Action, d *access.Decision) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.Commits++
+	d.AuditID = uint64(c.Commits)
+	return c.CommitErr
 }
 
 // Record implements engine.Checkpoint.

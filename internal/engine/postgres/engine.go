@@ -159,6 +159,11 @@ func (e *Engine) Serve(ctx context.Context, conn net.Conn) {
 			opened.Close(fmt.Errorf("startup parameter %s denied", k))
 			return
 		}
+		if err := opened.Checkpoint.Commit(a, &d); err != nil {
+			fatal(engine.AuditUnavailableSQLState, err.Error(), "")
+			opened.Close(fmt.Errorf("startup parameter %s: %w", k, err))
+			return
+		}
 		opened.Checkpoint.Record(a, d, access.Outcome{Rows: -1})
 	}
 	up, err := dialUpstream(ctx, opened.Upstream, st.params)

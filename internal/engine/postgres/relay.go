@@ -18,6 +18,13 @@ import (
 func (s *session) upstreamLoop() error {
 	var cur pending // the entry the next owed response belongs to
 	has := false
+	defer func() {
+		// Every statement forwarded gets an outcome event, so its
+		// journaled decision is acknowledged (see run for the rest).
+		if has {
+			s.settleAs(&cur, sessionEnded)
+		}
+	}()
 	need := func() bool {
 		if !has {
 			cur, has = s.t.pop()
@@ -153,12 +160,12 @@ func (s *session) upstreamLoop() error {
 					if typ == 's' {
 						cmd = "(portal suspended)"
 					}
-					s.record(cur.stmt, cur.start, outcomeRows(typ, body, cur.rows), cmd, "", &cur)
+					s.record(cur.stmt, cur.auditID, cur.start, outcomeRows(typ, body, cur.rows), cmd, "", &cur)
 					has = false
 				case rQuery:
 					cur.plan, cur.planned = nil, false
 					if cur.idx < len(cur.stmts) {
-						s.record(cur.stmts[cur.idx], cur.start, outcomeRows(typ, body, cur.rows), tagText(typ, body), "", &cur)
+						s.record(cur.stmts[cur.idx], 0, cur.start, outcomeRows(typ, body, cur.rows), tagText(typ, body), "", &cur)
 						cur.idx++
 						cur.rec = nil
 						cur.start = time.Now()
@@ -168,7 +175,7 @@ func (s *session) upstreamLoop() error {
 			}
 		case 'V':
 			if need() && cur.kind == rFunc {
-				s.record(cur.stmt, cur.start, -1, "", "", &cur)
+				s.record(cur.stmt, cur.auditID, cur.start, -1, "", "", &cur)
 				cur.stmt = nil
 			}
 		case 'E':
@@ -190,19 +197,19 @@ func (s *session) upstreamLoop() error {
 				case rQuery:
 					cur.plan, cur.planned = nil, false
 					if cur.idx < len(cur.stmts) {
-						s.record(cur.stmts[cur.idx], cur.start, -1, "", msg, &cur)
+						s.record(cur.stmts[cur.idx], 0, cur.start, -1, "", msg, &cur)
 						cur.idx++
 						cur.rec = nil
 					}
 				case rFunc:
-					s.record(cur.stmt, cur.start, -1, "", msg, &cur)
+					s.record(cur.stmt, cur.auditID, cur.start, -1, "", msg, &cur)
 					cur.stmt = nil
 				case rSync:
 					// An error at Sync (e.g. a deferred constraint at the
 					// implicit commit); ReadyForQuery follows.
 				default:
 					if cur.kind == rExecute {
-						s.record(cur.stmt, cur.start, -1, "", msg, &cur)
+						s.record(cur.stmt, cur.auditID, cur.start, -1, "", msg, &cur)
 					}
 					// The upstream now discards messages until Sync; the
 					// entries for them are settled at ReadyForQuery.
@@ -316,30 +323,43 @@ func isDDLTag(body []byte) bool {
 // settle records statements that were owed but never ran because an earlier
 // message of the same batch failed.
 func (s *session) settle(p *pending) {
-	const skipped = "not executed: an earlier statement or message in the same batch failed"
+	s.settleAs(p, "not executed: an earlier statement or message in the same batch failed")
+}
+
+// sessionEnded is the outcome of statements owed when the session ended.
+const sessionEnded = "unknown: the session ended before the outcome was known"
+
+// settleAs records the statements of p as not completed, for the reason
+// skipped.
+func (s *session) settleAs(p *pending, skipped string) {
 	switch p.kind {
 	case rExecute:
-		s.record(p.stmt, p.start, -1, "", skipped, nil)
+		s.record(p.stmt, p.auditID, p.start, -1, "", skipped, nil)
 	case rFunc:
-		s.record(p.stmt, p.start, -1, "", skipped, nil)
+		s.record(p.stmt, p.auditID, p.start, -1, "", skipped, nil)
 	case rQuery:
 		for _, ps := range p.stmts[min(p.idx, len(p.stmts)):] {
-			s.record(ps, p.start, -1, "", skipped, nil)
+			s.record(ps, 0, p.start, -1, "", skipped, nil)
 		}
 	}
 }
 
-// record reports a statement's outcome; cur, when given, is the response
-// entry it completes, whose session recording goes with it.
-func (s *session) record(ps *prepared, start time.Time, rows int64, command, errMsg string, cur *pending) {
+// record reports a statement's outcome; auditID (when not 0) is the
+// execution's journaled decision, else the decision's own; cur, when given,
+// is the response entry it completes, whose session recording goes with it.
+func (s *session) record(ps *prepared, auditID uint64, start time.Time, rows int64, command, errMsg string, cur *pending) {
 	if ps == nil {
 		return
+	}
+	d := ps.decision
+	if auditID != 0 {
+		d.AuditID = auditID
 	}
 	o := access.Outcome{Duration: time.Since(start), Rows: rows, Command: command, Error: errMsg}
 	if s.recOn && cur != nil {
 		s.fillRecording(&o, cur)
 	}
-	s.cp.Record(ps.action, ps.decision, o)
+	s.cp.Record(ps.action, d, o)
 }
 
 // outcomeRows is the row count of a completed statement: the command tag's

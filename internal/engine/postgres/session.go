@@ -136,6 +136,13 @@ func (s *session) run(ctx context.Context) error {
 	if err2 := <-errc; err == nil {
 		err = err2
 	}
+	for {
+		p, ok := s.t.pop()
+		if !ok {
+			break
+		}
+		s.settleAs(&p, sessionEnded)
+	}
 	if errors.Is(err, errTerminated) {
 		return nil
 	}
@@ -290,6 +297,20 @@ func (s *session) simpleQuery(ctx context.Context, body []byte) error {
 		}
 		stmts[i] = &prepared{action: a, decision: d}
 	}
+	for i, ps := range stmts {
+		if err := s.cp.Commit(ps.action, &ps.decision); err != nil {
+			// Nothing of the message runs; Commit recorded the refusal.
+			for j, o := range stmts {
+				if j != i {
+					s.cp.Record(o.action, o.decision, access.Outcome{Rows: -1, Error: "not executed: the audit record of another statement in the same query could not be written"})
+				}
+			}
+			d := auditRefusal(err)
+			s.t.push(pending{kind: rQuery, deny: &d})
+			writeQuery(s.uw, raiseSQL(d))
+			return nil
+		}
+	}
 	s.t.push(pending{kind: rQuery, stmts: stmts, start: time.Now()})
 	writeMsg(s.uw, 'Q', body)
 	return nil
@@ -418,6 +439,14 @@ func (s *session) execute(ctx context.Context, body []byte) error {
 		if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
 			if pt.approved == nil {
 				d := s.hold(ctx, pt.stmt.action, pt.stmt.decision, pt.params)
+				if d.Allowed() && !s.current(pt.stmt) {
+					// Policies, access lists or grants changed while it
+					// waited: the approval was for a decision no longer
+					// in force.
+					d = access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule, ReviewID: d.ReviewID,
+						Reason: "approved, but the policies, access lists or grants changed while it waited, so it was not run; run it again"}
+					s.cp.Record(pt.stmt.action, d, access.Outcome{Rows: -1, Error: "refused: decision stale after approval"})
+				}
 				if !d.Allowed() {
 					s.denyExtended(d)
 					return nil
@@ -430,6 +459,16 @@ func (s *session) execute(ctx context.Context, body []byte) error {
 			ap.fields.Store(pt.stmt.fields.Load())
 			p.stmt = ap
 		}
+	}
+	if p.stmt != nil {
+		// Each execution is a statement run: its decision is made durable
+		// before the Execute goes upstream.
+		d := p.stmt.decision
+		if err := s.cp.Commit(p.stmt.action, &d); err != nil {
+			s.denyExtended(auditRefusal(err))
+			return nil
+		}
+		p.auditID = d.AuditID
 	}
 	p.start = time.Now()
 	s.t.push(p)
@@ -514,6 +553,12 @@ func (s *session) functionCall(ctx context.Context, body []byte) error {
 		writeQuery(s.uw, raiseSQL(d))
 		return nil
 	}
+	if err := s.cp.Commit(a, &d); err != nil {
+		d := auditRefusal(err)
+		s.t.push(pending{kind: rFunc, deny: &d})
+		writeQuery(s.uw, raiseSQL(d))
+		return nil
+	}
 	s.t.push(pending{kind: rFunc, stmt: &prepared{action: a, decision: d}, start: time.Now()})
 	writeMsg(s.uw, 'F', body)
 	return nil
@@ -548,6 +593,12 @@ func raiseSQL(d access.Decision) string {
 		outer, inner = "$gh"+strconv.Itoa(i)+"$", "$ghm"+strconv.Itoa(i)+"$"
 	}
 	return "DO " + outer + "BEGIN RAISE EXCEPTION USING ERRCODE = '42501', MESSAGE = " + inner + msg + inner + "; END" + outer
+}
+
+// auditRefusal is the denial of a statement whose audit record could not be
+// written (the checkpoint's Commit failed).
+func auditRefusal(err error) access.Decision {
+	return access.Decision{Verdict: access.Deny, Rule: "gatehouse/audit", Code: engine.AuditUnavailableSQLState, Reason: err.Error()}
 }
 
 func denyMessage(d access.Decision) string {

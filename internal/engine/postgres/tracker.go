@@ -47,6 +47,9 @@ type pending struct {
 	idx   int              // rQuery: statements completed so far
 	start time.Time        // when the current statement started
 	rows  int64            // rows reported so far (PortalSuspended accumulates)
+	// auditID is the journaled decision of this execution (rExecute: the
+	// prepared statement's decision is shared by its executions).
+	auditID uint64
 
 	portal  *portal             // rExecute: the portal run
 	dstmt   *prepared           // rDescribe of a statement: where to keep its fields
