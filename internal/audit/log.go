@@ -65,6 +65,8 @@ type Log struct {
 	interval time.Duration
 	signed   int64 // NodeSeq of the last checkpoint
 	head     atomic.Pointer[Head]
+
+	onStored func([]Event) // Options.OnStored
 }
 
 // maxBatch bounds one transaction; larger batches gain little.
@@ -113,6 +115,12 @@ type Options struct {
 	SigningKey         ed25519.PrivateKey
 	CheckpointEvery    int           // sign after this many new events (at a batch boundary); 0 = 1000
 	CheckpointInterval time.Duration // sign at this interval when new events exist; 0 = 10s
+	// OnStored, when set, is called by the writer goroutine with each batch
+	// after the store has durably accepted it (Seq and chain fields set),
+	// so copies outside the store (package auditsink) never carry an event
+	// the store lacks. It must not block and must not keep the slice: the
+	// writer reuses it.
+	OnStored func([]Event)
 }
 
 // Open starts a chained Log for o.Node, resuming the node's chain from the
@@ -134,6 +142,7 @@ func Open(ctx context.Context, st ChainStore, o Options) (*Log, error) {
 	l := newLog(st, o.QueueSize, o.Logger)
 	l.chained, l.cs, l.next, l.key = true, st, h, o.SigningKey
 	l.every, l.interval = int64(o.CheckpointEvery), o.CheckpointInterval
+	l.onStored = o.OnStored
 	if l.every <= 0 {
 		l.every = DefaultCheckpointEvery
 	}
@@ -309,6 +318,9 @@ func (l *Log) write(batch []Event) {
 			if l.chained {
 				last := batch[len(batch)-1]
 				l.head.Store(&Head{Node: last.Node, NodeSeq: last.NodeSeq, Hash: last.Hash})
+			}
+			if l.onStored != nil {
+				l.onStored(batch)
 			}
 			return
 		}

@@ -135,6 +135,11 @@ type Audit struct {
 	SigningKey         Secret   `json:"signing_key"`
 	CheckpointEvery    int      `json:"checkpoint_every"`    // sign after this many new events
 	CheckpointInterval Duration `json:"checkpoint_interval"` // sign at this interval when new events exist
+	// Sinks receive a copy of every event after the store has it.
+	Sinks []AuditSink `json:"sinks"`
+	// Retention prunes events older than this (behind a signed prune
+	// marker); 0 = keep forever.
+	Retention Duration `json:"retention"`
 }
 
 // Approvals configures holds for review rules.
@@ -193,7 +198,7 @@ func Default() *Config {
 		Identity:  Identity{Audience: DefaultAudience},
 		Postgres:  Postgres{MaxMessageSize: DefaultMaxMessageSize},
 		Audit: Audit{QueueSize: DefaultAuditQueueSize, CheckpointEvery: DefaultCheckpointEvery,
-			CheckpointInterval: DefaultCheckpointInterval},
+			CheckpointInterval: DefaultCheckpointInterval, Sinks: []AuditSink{}},
 		Approvals: Approvals{Timeout: DefaultApprovalTimeout},
 	}
 	c.fillDefaults()

@@ -386,6 +386,8 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 				"signing_key":         d.secret(&c.Audit.SigningKey),
 				"checkpoint_every":    d.integer(&c.Audit.CheckpointEvery),
 				"checkpoint_interval": d.duration(&c.Audit.CheckpointInterval),
+				"sinks":               d.auditSinks(&c.Audit.Sinks),
+				"retention":           d.days(&c.Audit.Retention),
 			})
 		},
 		// Policies are compiled by package policy (CEL), which needs the

@@ -72,6 +72,7 @@ func (c *Config) fillDefaults() {
 	// Lists are never nil, so JSON consumers always see [] rather than null.
 	nonNil(&c.Admins)
 	nonNil(&c.Approvals.Webhooks)
+	nonNil(&c.Audit.Sinks)
 	nonNil(&c.Connections)
 	nonNil(&c.Identity.DevClients)
 	nonNil(&c.Identity.Issuers)
@@ -182,6 +183,10 @@ func (c *Config) check() []problem {
 	}
 	if d := time.Duration(c.Audit.CheckpointInterval); d < 100*time.Millisecond || d > 24*time.Hour {
 		ck.add("audit.checkpoint_interval", "must be between 100ms and 24h (got %s)", d)
+	}
+	checkAuditSinks(ck, "audit.sinks", c.Audit.Sinks)
+	if r := c.Audit.Retention; r != 0 && (r < MinAuditRetention || r > MaxAuditRetention) {
+		ck.add("audit.retention", "must be 0 (keep forever) or between %s and %s (got %s)", MinAuditRetention, MaxAuditRetention, r)
 	}
 	c.checkConnections(ck)
 	return ck.probs
@@ -463,6 +468,11 @@ func (c *Config) ResolveSecrets() error {
 		try(fmt.Sprintf("identity.dev_clients[%d].secret", i), dc.Secret)
 	}
 	resolveWebhooks(ck, "approvals.webhooks", c.Approvals.Webhooks)
+	for i, s := range c.Audit.Sinks {
+		if s.Webhook != nil {
+			resolveWebhook(ck, fmt.Sprintf("audit.sinks[%d]", i), s.Webhook)
+		}
+	}
 	for i, conn := range c.Connections {
 		key := fmt.Sprintf("connections[%d]", i)
 		try(key+".password", conn.Password)
