@@ -26,6 +26,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/approval"
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/audit/chain"
+	"github.com/gatehouse/gatehouse/internal/auditsink"
 	"github.com/gatehouse/gatehouse/internal/checkpoint"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/credential"
@@ -60,6 +61,7 @@ type Gateway struct {
 	verifier    *identity.Verifier
 	devIss      *identity.DevIssuer
 	audit       *audit.Log
+	sinks       *auditsink.Fanout // audit.sinks; fed after the store accepts events
 	auditPub    ed25519.PublicKey // nil = checkpoints are not signed
 	metrics     *metrics.Metrics
 	cp          *checkpoint.Checkpoint
@@ -127,6 +129,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g.metrics = metrics.New(g.audit)
+	if err := g.metrics.Registry.Register(g.sinks.Collector()); err != nil {
+		return nil, fmt.Errorf("audit.sinks: metrics: %w", err)
+	}
 	if err := g.syncConnections(ctx); err != nil {
 		return nil, err
 	}
@@ -304,8 +309,12 @@ func (g *Gateway) openAudit(ctx context.Context) error {
 		g.log.Warn("audit.signing_key is not configured: the audit chain is written but no checkpoint is signed, so deleting its newest events goes unnoticed; see docs/audit.md")
 	}
 	var err error
+	if g.sinks, err = g.buildAuditSinks(); err != nil {
+		return err
+	}
 	g.audit, err = audit.Open(ctx, g.store, audit.Options{Node: node, QueueSize: a.QueueSize, Logger: g.log.With("component", "audit"),
-		SigningKey: key, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: time.Duration(a.CheckpointInterval)})
+		SigningKey: key, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: time.Duration(a.CheckpointInterval),
+		OnStored: g.sinks.Send})
 	if err != nil {
 		return err
 	}
@@ -520,6 +529,7 @@ func (g *Gateway) closeStorage() error {
 		errs = append(errs, g.audit.Close(ctx))
 		cancel()
 	}
+	errs = append(errs, g.closeAuditSinks())
 	if g.store != nil {
 		errs = append(errs, g.store.Close())
 	}
