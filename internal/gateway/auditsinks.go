@@ -73,4 +73,3 @@ func (g *Gateway) closeAuditSinks() error {
 	}
 	return nil
 }
-

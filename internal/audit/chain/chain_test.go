@@ -293,3 +293,36 @@ func FuzzParseKeys(f *testing.F) {
 		_ = d.UnmarshalText(b)
 	})
 }
+
+// TestPruneMarker: a marker verifies with its key only, and a checkpoint's
+// signature over the same values does not pass as a marker's.
+func TestPruneMarker(t *testing.T) {
+	key, _ := GenerateKey()
+	other, _ := GenerateKey()
+	pub := key.Public().(ed25519.PublicKey)
+	h := Hash(&Fields{Node: "gw", NodeSeq: 7, PrevHash: Genesis})
+	now := time.Unix(1700000000, 123456789)
+	m := SignPrune(key, "gw", 7, h, now)
+	if _, err := m.Verify(pub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(other.Public().(ed25519.PublicKey)); err == nil {
+		t.Fatal("verifies with another key")
+	}
+	c := Sign(key, "gw", 7, h, now)
+	forged := m
+	forged.Signature = c.Signature
+	if _, err := forged.Verify(pub); err == nil {
+		t.Fatal("a checkpoint signature passes as a prune marker's")
+	}
+	moved := m
+	moved.NodeSeq = 8
+	if _, err := moved.Verify(pub); err == nil {
+		t.Fatal("a moved marker verifies")
+	}
+	unsigned := m
+	unsigned.Signature = nil
+	if _, err := unsigned.Verify(pub); err == nil {
+		t.Fatal("an unsigned marker verifies")
+	}
+}
