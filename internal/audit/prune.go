@@ -21,10 +21,9 @@ type PruneStore interface {
 	ListCheckpoints(ctx context.Context, f CheckpointFilter) ([]Checkpoint, error)
 	ChainHead(ctx context.Context, node string) (Head, error)
 	// PruneEvents stores m (assigning m.ID) and, in the same transaction,
-	// deletes m.Node's events with node_seq <= m.NodeSeq and its
-	// checkpoints with node_seq < m.NodeSeq (the one at m.NodeSeq, if any,
-	// stays: it agrees with the marker). It returns how many events it
-	// deleted.
+	// deletes m.Node's events and checkpoints with node_seq <= m.NodeSeq
+	// (the marker vouches for that hash now; later checkpoints, which cover
+	// the remaining events, stay). It returns how many events it deleted.
 	PruneEvents(ctx context.Context, m *PruneMarker) (int64, error)
 	// ListPruneMarkers returns node's markers ("" = every node) in
 	// ascending ID order.

@@ -63,8 +63,9 @@ type Store interface {
 	ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) ([]audit.Checkpoint, error)
 	// PruneEvents stores a signed prune marker (setting m.ID) and, in the
 	// same transaction, deletes m.Node's events with node_seq <= m.NodeSeq
-	// and its checkpoints with node_seq < m.NodeSeq; it returns the number
-	// of events deleted. A second marker for one (Node, NodeSeq) fails.
+	// and its checkpoints with node_seq <= m.NodeSeq (the marker now vouches
+	// for that hash; later checkpoints, which cover the remaining events,
+	// stay); it returns the number of events deleted. A second marker for one (Node, NodeSeq) fails.
 	// audit.Prune chooses the point and signs the marker.
 	PruneEvents(ctx context.Context, m *audit.PruneMarker) (int64, error)
 	// ListPruneMarkers returns node's markers ("" = every node) in

@@ -298,7 +298,7 @@ func (s *Store) PruneEvents(ctx context.Context, m *audit.PruneMarker) (int64, e
 	s.events = keep
 	cps := s.cps[:0]
 	for _, c := range s.cps {
-		if c.Node != m.Node || c.NodeSeq >= m.NodeSeq {
+		if c.Node != m.Node || c.NodeSeq > m.NodeSeq {
 			cps = append(cps, c)
 		}
 	}

@@ -32,7 +32,7 @@ func (s *Store) PruneEvents(ctx context.Context, m *audit.PruneMarker) (int64, e
 	if err != nil {
 		return 0, fmt.Errorf("postgres store: prune: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM audit_checkpoints WHERE node = $1 AND node_seq < $2`, m.Node, m.NodeSeq); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM audit_checkpoints WHERE node = $1 AND node_seq <= $2`, m.Node, m.NodeSeq); err != nil {
 		return 0, fmt.Errorf("postgres store: prune: %w", err)
 	}
 	if err := tx.Commit(ctx); err != nil {

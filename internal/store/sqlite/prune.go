@@ -32,7 +32,7 @@ func (s *Store) PruneEvents(ctx context.Context, m *audit.PruneMarker) (int64, e
 		return 0, fmt.Errorf("sqlite store: prune: %w", err)
 	}
 	n, _ := res.RowsAffected()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE node = ? AND node_seq < ?`, m.Node, m.NodeSeq); err != nil {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM audit_checkpoints WHERE node = ? AND node_seq <= ?`, m.Node, m.NodeSeq); err != nil {
 		return 0, fmt.Errorf("sqlite store: prune: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
