@@ -52,28 +52,32 @@ type Options struct {
 
 // Gateway is a running gatehouse.
 type Gateway struct {
-	cfg         *config.Config
-	dev         bool
-	log         *slog.Logger
-	store       store.Store
-	box         *credential.Box
-	maskKey     []byte // keys the "hash" masking method; derived from the secret key
-	verifier    *identity.Verifier
-	devIss      *identity.DevIssuer
-	audit       *audit.Log
-	sinks       *auditsink.Fanout // audit.sinks; fed after the store accepts events
-	auditPub    ed25519.PublicKey // nil = checkpoints are not signed
-	metrics     *metrics.Metrics
-	cp          *checkpoint.Checkpoint
-	acl         *accessCache
-	policies    *policy.Reloadable // nil when no policies are configured
-	approvals   *approval.Service
-	grants      *approval.Grants
-	reviewHooks []*webhook.Notifier
-	basePol     *policy.Set // the policies of gatehouse.yaml (kept across reloads)
-	tls         *tls.Config
-	apiTLS      bool
-	handler     http.Handler
+	cfg       *config.Config
+	dev       bool
+	log       *slog.Logger
+	store     store.Store
+	box       *credential.Box
+	maskKey   []byte // keys the "hash" masking method; derived from the secret key
+	verifier  *identity.Verifier
+	devIss    *identity.DevIssuer
+	audit     *audit.Log
+	sinks     *auditsink.Fanout // audit.sinks; fed after the store accepts events
+	auditPub  ed25519.PublicKey // nil = checkpoints are not signed
+	auditKey  ed25519.PrivateKey
+	auditNode string
+	// stopRetention stops the audit.retention loop; nil when none runs.
+	stopRetention func()
+	metrics       *metrics.Metrics
+	cp            *checkpoint.Checkpoint
+	acl           *accessCache
+	policies      *policy.Reloadable // nil when no policies are configured
+	approvals     *approval.Service
+	grants        *approval.Grants
+	reviewHooks   []*webhook.Notifier
+	basePol       *policy.Set // the policies of gatehouse.yaml (kept across reloads)
+	tls           *tls.Config
+	apiTLS        bool
+	handler       http.Handler
 
 	engines   []listenerEngine
 	listeners []net.Listener
@@ -131,6 +135,9 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	g.metrics = metrics.New(g.audit)
 	if err := g.metrics.Registry.Register(g.sinks.Collector()); err != nil {
 		return nil, fmt.Errorf("audit.sinks: metrics: %w", err)
+	}
+	if err := g.startRetention(); err != nil {
+		return nil, fmt.Errorf("audit.retention: %w", err)
 	}
 	if err := g.syncConnections(ctx); err != nil {
 		return nil, err
@@ -308,6 +315,10 @@ func (g *Gateway) openAudit(ctx context.Context) error {
 	default:
 		g.log.Warn("audit.signing_key is not configured: the audit chain is written but no checkpoint is signed, so deleting its newest events goes unnoticed; see docs/audit.md")
 	}
+	if a.Retention > 0 && key == nil {
+		return errors.New("audit.retention needs audit.signing_key: pruning writes a signed prune marker so the remaining chain stays verifiable")
+	}
+	g.auditKey, g.auditNode = key, node
 	var err error
 	if g.sinks, err = g.buildAuditSinks(); err != nil {
 		return err
@@ -523,6 +534,9 @@ func (g *Gateway) closeStorage() error {
 			g.log.Warn("webhook notifications still queued at shutdown", "webhook", n.Name(), "err", err)
 		}
 		cancel()
+	}
+	if g.stopRetention != nil {
+		g.stopRetention()
 	}
 	if g.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
