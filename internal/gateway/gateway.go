@@ -180,6 +180,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Grants:         g.grants,
 		AuditPublicKey: g.auditPub,
 		AuditHeads:     func() []audit.Head { return []audit.Head{g.audit.Head()} },
+		PruneAudit:     g.pruneAuditFunc(),
 
 		OnConnectionsChanged: func() {
 			if err := g.acl.refresh(context.Background()); err != nil {

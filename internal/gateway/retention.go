@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,7 +58,21 @@ func (g *Gateway) startRetention() error {
 }
 
 // PruneAudit prunes this node's audit events older than before (see
-// audit.Prune).
+// audit.Prune) and records the prune in the audit log.
 func (g *Gateway) PruneAudit(ctx context.Context, before time.Time) (audit.PruneResult, error) {
-	return audit.Prune(ctx, g.store, g.auditKey, g.auditNode, before)
+	res, err := audit.Prune(ctx, g.store, g.auditKey, g.auditNode, before)
+	if err == nil && res.Marker != nil {
+		g.audit.Append(audit.Event{Type: audit.TypeAdmin, Decision: "allow",
+			Reason:      fmt.Sprintf("audit pruned through node_seq %d (%d events older than %s)", res.Marker.NodeSeq, res.Deleted, before.UTC().Format(time.RFC3339)),
+			DetailValue: map[string]any{"prune_marker": res.Marker}})
+	}
+	return res, err
+}
+
+// pruneAuditFunc is the admin API's prune hook: nil without a signing key.
+func (g *Gateway) pruneAuditFunc() func(context.Context, time.Time) (audit.PruneResult, error) {
+	if g.auditKey == nil {
+		return nil
+	}
+	return g.PruneAudit
 }
