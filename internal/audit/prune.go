@@ -78,7 +78,7 @@ func Prune(ctx context.Context, st PruneStore, key ed25519.PrivateKey, node stri
 		return PruneResult{}, nil // nothing old enough (or already pruned)
 	}
 	at := evs[0]
-	next, err := st.ListEvents(ctx, Filter{Node: node, AfterSeq: at.Seq, Limit: 1})
+	next, err := st.ListEvents(ctx, Filter{Node: node, AfterSeq: at.Seq, Ascending: true, Limit: 1})
 	if err != nil {
 		return PruneResult{}, fmt.Errorf("audit prune: %w", err)
 	}
