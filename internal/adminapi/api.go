@@ -68,6 +68,11 @@ type Options struct {
 	// PruneAudit prunes this gateway's audit chain before a time, behind a
 	// signed prune marker (POST /api/v1/audit/prune); nil = 404.
 	PruneAudit func(ctx context.Context, before time.Time) (audit.PruneResult, error)
+	// HoldPrunes, when set, is called at the start of an audit export and
+	// its result when the export ends: the gateway holds prunes off
+	// meanwhile, so an export never lists a node's prune markers and then
+	// misses events a prune deleted after that (nil = no guard).
+	HoldPrunes func() (release func())
 }
 
 // maxBodyBytes bounds request bodies: a connection (with a PEM CA bundle) is

@@ -67,17 +67,20 @@ type Gateway struct {
 	auditNode string
 	// stopRetention stops the audit.retention loop; nil when none runs.
 	stopRetention func()
-	metrics       *metrics.Metrics
-	cp            *checkpoint.Checkpoint
-	acl           *accessCache
-	policies      *policy.Reloadable // nil when no policies are configured
-	approvals     *approval.Service
-	grants        *approval.Grants
-	reviewHooks   []*webhook.Notifier
-	basePol       *policy.Set // the policies of gatehouse.yaml (kept across reloads)
-	tls           *tls.Config
-	apiTLS        bool
-	handler       http.Handler
+	// pruneMu: prunes take it exclusively, audit exports shared, so an
+	// export is never cut by a prune between its markers and its events.
+	pruneMu     sync.RWMutex
+	metrics     *metrics.Metrics
+	cp          *checkpoint.Checkpoint
+	acl         *accessCache
+	policies    *policy.Reloadable // nil when no policies are configured
+	approvals   *approval.Service
+	grants      *approval.Grants
+	reviewHooks []*webhook.Notifier
+	basePol     *policy.Set // the policies of gatehouse.yaml (kept across reloads)
+	tls         *tls.Config
+	apiTLS      bool
+	handler     http.Handler
 
 	engines   []listenerEngine
 	listeners []net.Listener
@@ -181,6 +184,10 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		AuditPublicKey: g.auditPub,
 		AuditHeads:     func() []audit.Head { return []audit.Head{g.audit.Head()} },
 		PruneAudit:     g.pruneAuditFunc(),
+		HoldPrunes: func() func() {
+			g.pruneMu.RLock()
+			return g.pruneMu.RUnlock
+		},
 
 		OnConnectionsChanged: func() {
 			if err := g.acl.refresh(context.Background()); err != nil {

@@ -60,7 +60,9 @@ func (g *Gateway) startRetention() error {
 // PruneAudit prunes this node's audit events older than before (see
 // audit.Prune) and records the prune in the audit log.
 func (g *Gateway) PruneAudit(ctx context.Context, before time.Time) (audit.PruneResult, error) {
+	g.pruneMu.Lock()
 	res, err := audit.Prune(ctx, g.store, g.auditKey, g.auditNode, before)
+	g.pruneMu.Unlock()
 	if err == nil && res.Marker != nil {
 		g.audit.Append(audit.Event{Type: audit.TypeAdmin, Decision: "allow",
 			Reason:      fmt.Sprintf("audit pruned through node_seq %d (%d events older than %s)", res.Marker.NodeSeq, res.Deleted, before.UTC().Format(time.RFC3339)),
