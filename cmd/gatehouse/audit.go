@@ -21,7 +21,7 @@ func (c *cli) newAuditCmd() *cobra.Command {
 		RunE:  func(cmd *cobra.Command, args []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(c.newAuditTailCmd(), c.newAuditSessionsCmd(), c.newAuditReplayCmd(),
-		c.newAuditExportCmd(), c.newAuditVerifyCmd(), c.newAuditKeygenCmd())
+		c.newAuditExportCmd(), c.newAuditVerifyCmd(), c.newAuditKeygenCmd(), c.newAuditPruneCmd())
 	return cmd
 }
 

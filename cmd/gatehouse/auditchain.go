@@ -195,6 +195,9 @@ func printReport(c *cli, rep *export.Report, output string) error {
 			}
 			fmt.Fprintf(w, "node %s: %s; node_seq %d-%d (%d events), %d checkpoints, signed through node_seq %d, unsigned tail %d events\n",
 				n.Node, status, n.First, n.Last, n.Events, n.Checkpoints, n.Signed, n.UnsignedTail)
+			if n.Pruned > 0 {
+				fmt.Fprintf(w, "node %s: node_seq 1-%d pruned by retention (a valid signed prune marker vouches for the link)\n", n.Node, n.Pruned)
+			}
 		}
 		if rep.Partial {
 			fmt.Fprintln(w, "partial export: chains start where the export starts; earlier events were not checked")

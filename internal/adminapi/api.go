@@ -65,6 +65,14 @@ type Options struct {
 	// AuditHeads returns the audit chain heads the running gateway has
 	// stored, put in the header of /api/v1/audit/export; nil = none.
 	AuditHeads func() []audit.Head
+	// PruneAudit prunes this gateway's audit chain before a time, behind a
+	// signed prune marker (POST /api/v1/audit/prune); nil = 404.
+	PruneAudit func(ctx context.Context, before time.Time) (audit.PruneResult, error)
+	// HoldPrunes, when set, is called at the start of an audit export and
+	// its result when the export ends: the gateway holds prunes off
+	// meanwhile, so an export never lists a node's prune markers and then
+	// misses events a prune deleted after that (nil = no guard).
+	HoldPrunes func() (release func())
 }
 
 // maxBodyBytes bounds request bodies: a connection (with a PEM CA bundle) is
@@ -111,6 +119,7 @@ func New(o Options) http.Handler {
 	mux.Handle(APIPrefix+"/audit/events", methods{http.MethodGet: s.admin(s.listEvents)})
 	mux.Handle(APIPrefix+"/audit/export", methods{http.MethodGet: s.admin(s.exportAudit)})
 	mux.Handle(APIPrefix+"/audit/public-key", methods{http.MethodGet: http.HandlerFunc(s.publicKey)})
+	mux.Handle(APIPrefix+"/audit/prune", methods{http.MethodPost: s.admin(s.pruneAudit)})
 	if o.ReloadPolicies != nil {
 		mux.Handle(APIPrefix+"/policies/reload", methods{http.MethodPost: s.admin(s.reloadPolicies)})
 	}

@@ -312,6 +312,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		"/api/v1/grants/{id}/revoke":   {"post"},
 		"/api/v1/audit/export":         {"get"},
 		"/api/v1/audit/public-key":     {"get"},
+		"/api/v1/audit/prune":          {"post"},
 	}
 	for path, ms := range want {
 		for _, m := range ms {

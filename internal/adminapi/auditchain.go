@@ -50,6 +50,9 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request) {
 	if s.o.AuditHeads != nil {
 		o.Heads = s.o.AuditHeads()
 	}
+	if s.o.HoldPrunes != nil {
+		defer s.o.HoldPrunes()()
+	}
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")
 	if err := export.Write(r.Context(), w, s.o.Store, o); err != nil {

@@ -67,6 +67,8 @@ type Filter struct {
 	Since      time.Time // events at or after
 	AfterSeq   int64     // events with seq > AfterSeq; then Limit takes the oldest N, so followers page forward
 	BeforeSeq  int64     // events with seq < BeforeSeq (0 = no bound)
+	Before     time.Time // events before (retention)
+	NodeSeqTo  int64     // events with node_seq <= NodeSeqTo (0 = no bound)
 	Ascending  bool      // take the oldest N (as with AfterSeq) even when AfterSeq is 0
 	Limit      int       // at most N (0 = 100): the most recent N, or the oldest N after AfterSeq; always ascending seq order
 }
@@ -85,6 +87,7 @@ type Checkpoint = chain.Checkpoint
 type CheckpointFilter struct {
 	Node    string // "" = all nodes
 	AfterID int64  // checkpoints with ID > AfterID
+	Newest  bool   // only the one with the highest node_seq (per the Node filter)
 	Limit   int    // at most N (0 = 100)
 }
 

@@ -68,6 +68,7 @@ type Log struct {
 
 	onStored  func(ids []uint64) // nil = nothing journaled
 	storedIDs []uint64           // reused by the writer
+	shipped   func([]Event)      // Options.OnStored
 }
 
 // maxBatch bounds one transaction; larger batches gain little.
@@ -121,6 +122,13 @@ type Options struct {
 	// JournalIDs of the events it stored (the decision journal's
 	// acknowledgement).
 	Stored func(ids []uint64)
+
+	// OnStored, when set, is called by the writer goroutine with each batch
+	// after the store has durably accepted it (Seq and chain fields set),
+	// so copies outside the store (package auditsink) never carry an event
+	// the store lacks. It must not block and must not keep the slice: the
+	// writer reuses it.
+	OnStored func([]Event)
 }
 
 // Open starts a chained Log for o.Node, resuming the node's chain from the
@@ -143,6 +151,7 @@ func Open(ctx context.Context, st ChainStore, o Options) (*Log, error) {
 	l.chained, l.cs, l.next, l.key = true, st, h, o.SigningKey
 	l.every, l.interval = int64(o.CheckpointEvery), o.CheckpointInterval
 	l.onStored = o.Stored
+	l.shipped = o.OnStored
 	if l.every <= 0 {
 		l.every = DefaultCheckpointEvery
 	}
@@ -321,6 +330,9 @@ func (l *Log) write(batch []Event) {
 			}
 			if l.onStored != nil {
 				l.ack(batch)
+			}
+			if l.shipped != nil {
+				l.shipped(batch)
 			}
 			return
 		}

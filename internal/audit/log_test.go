@@ -227,3 +227,46 @@ func BenchmarkLogWriter(b *testing.B) {
 		})
 	}
 }
+
+// failOnce refuses the first batch without storing it.
+type failOnce struct {
+	*adminapitest.Store
+	failed bool
+}
+
+func (s *failOnce) AppendEvents(ctx context.Context, evs []audit.Event) error {
+	if !s.failed {
+		s.failed = true
+		return errors.New("store unavailable")
+	}
+	return s.Store.AppendEvents(ctx, evs)
+}
+
+// TestLogOnStored: the hook sees each event once, only after the store
+// accepted it (not for the failed attempt), with its chain fields and seq.
+func TestLogOnStored(t *testing.T) {
+	st := &failOnce{Store: adminapitest.NewStore()}
+	var got []audit.Event
+	l, err := audit.Open(context.Background(), st, audit.Options{Node: "gw-1", OnStored: func(evs []audit.Event) {
+		if n := len(events(t, st.Store)); n < int(evs[len(evs)-1].Seq) {
+			t.Errorf("OnStored before the store has the batch: %d stored, batch ends at seq %d", n, evs[len(evs)-1].Seq)
+		}
+		got = append(got, evs...)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(l, 5)
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	stored := events(t, st.Store)
+	if len(got) != 5 || len(stored) != 5 {
+		t.Fatalf("hook saw %d events, store has %d; want 5 and 5", len(got), len(stored))
+	}
+	for i := range got {
+		if got[i].Seq != stored[i].Seq || got[i].NodeSeq != int64(i+1) || !bytes.Equal(got[i].Hash, stored[i].Hash) {
+			t.Fatalf("hook event %d = seq %d node_seq %d; store has seq %d", i, got[i].Seq, got[i].NodeSeq, stored[i].Seq)
+		}
+	}
+}

@@ -25,7 +25,13 @@ func (s *webhookSink) Send(events []audit.Event) {
 		e := &events[i]
 		// The event's own sequence number makes the id stable, so a
 		// receiver can tell a redelivery from a new event.
-		s.n.Send(webhook.Event{Type: "audit." + e.Type, ID: "seq-" + strconv.FormatInt(e.Seq, 10), Time: e.Time, Data: e})
+		id := "seq-" + strconv.FormatInt(e.Seq, 10)
+		if e.NodeSeq > 0 {
+			// A chained event's place in its node's chain names it
+			// across stores and re-exports.
+			id = e.Node + "-" + strconv.FormatInt(e.NodeSeq, 10)
+		}
+		s.n.Send(webhook.Event{Type: "audit." + e.Type, ID: id, Time: e.Time, Data: e})
 	}
 }
 

@@ -148,6 +148,11 @@ type Audit struct {
 	// JournalMaxPending refuses statements while more journaled decisions
 	// than this wait for the store.
 	JournalMaxPending int `json:"journal_max_pending"`
+	// Sinks receive a copy of every event after the store has it.
+	Sinks []AuditSink `json:"sinks"`
+	// Retention prunes events older than this (behind a signed prune
+	// marker); 0 = keep forever.
+	Retention Duration `json:"retention"`
 }
 
 // Recording bounds the session recording kept in each statement's audit
@@ -230,8 +235,8 @@ func Default() *Config {
 		Postgres:  Postgres{MaxMessageSize: DefaultMaxMessageSize},
 		Audit: Audit{QueueSize: DefaultAuditQueueSize, CheckpointEvery: DefaultCheckpointEvery,
 			CheckpointInterval: DefaultCheckpointInterval, Durability: DurabilityJournal,
-			JournalMaxPending: DefaultJournalMaxPending,
-			Recording:         Recording{Rows: DefaultRecordingRows, Bytes: DefaultRecordingBytes}},
+			JournalMaxPending: DefaultJournalMaxPending, Sinks: []AuditSink{},
+			Recording: Recording{Rows: DefaultRecordingRows, Bytes: DefaultRecordingBytes}},
 		Approvals: Approvals{Timeout: DefaultApprovalTimeout},
 	}
 	c.fillDefaults()

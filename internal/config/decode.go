@@ -395,6 +395,8 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 				"durability":          d.str(&c.Audit.Durability),
 				"journal_fsync":       d.boolean(&c.Audit.JournalFsync),
 				"journal_max_pending": d.integer(&c.Audit.JournalMaxPending),
+				"sinks":               d.auditSinks(&c.Audit.Sinks),
+				"retention":           d.days(&c.Audit.Retention),
 			})
 		},
 		// Policies are compiled by package policy (CEL), which needs the

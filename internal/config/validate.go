@@ -72,6 +72,7 @@ func (c *Config) fillDefaults() {
 	// Lists are never nil, so JSON consumers always see [] rather than null.
 	nonNil(&c.Admins)
 	nonNil(&c.Approvals.Webhooks)
+	nonNil(&c.Audit.Sinks)
 	nonNil(&c.Connections)
 	nonNil(&c.Identity.DevClients)
 	nonNil(&c.Identity.Issuers)
@@ -192,6 +193,10 @@ func (c *Config) check() []problem {
 	ck.oneOf("audit.durability", c.Audit.Durability, []string{DurabilityJournal, DurabilityOff})
 	if n := c.Audit.JournalMaxPending; n < 1 || n > MaxAuditQueueSize {
 		ck.add("audit.journal_max_pending", "must be between 1 and %d (got %d)", MaxAuditQueueSize, n)
+	}
+	checkAuditSinks(ck, "audit.sinks", c.Audit.Sinks)
+	if r := c.Audit.Retention; r != 0 && (r < MinAuditRetention || r > MaxAuditRetention) {
+		ck.add("audit.retention", "must be 0 (keep forever) or between %s and %s (got %s)", MinAuditRetention, MaxAuditRetention, r)
 	}
 	c.checkConnections(ck)
 	return ck.probs
@@ -473,6 +478,11 @@ func (c *Config) ResolveSecrets() error {
 		try(fmt.Sprintf("identity.dev_clients[%d].secret", i), dc.Secret)
 	}
 	resolveWebhooks(ck, "approvals.webhooks", c.Approvals.Webhooks)
+	for i, s := range c.Audit.Sinks {
+		if s.Webhook != nil {
+			resolveWebhook(ck, fmt.Sprintf("audit.sinks[%d]", i), s.Webhook)
+		}
+	}
 	for i, conn := range c.Connections {
 		key := fmt.Sprintf("connections[%d]", i)
 		try(key+".password", conn.Password)

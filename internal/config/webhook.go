@@ -87,7 +87,13 @@ func (d *decoder) webhooks(dst *[]Webhook) fieldFunc {
 }
 
 func (d *decoder) webhook(n *yaml.Node, key string, w *Webhook) {
-	d.mapping(n, key, map[string]fieldFunc{
+	d.mapping(n, key, d.webhookFields(w))
+}
+
+// webhookFields are the keys of a webhook mapping (also written inline in
+// an audit sink).
+func (d *decoder) webhookFields(w *Webhook) map[string]fieldFunc {
+	return map[string]fieldFunc{
 		"name":        d.str(&w.Name),
 		"url":         d.secret(&w.URL),
 		"secret":      d.secret(&w.Secret),
@@ -102,7 +108,7 @@ func (d *decoder) webhook(n *yaml.Node, key string, w *Webhook) {
 				"linger":     d.duration(&w.Batch.Linger),
 			})
 		},
-	})
+	}
 }
 
 // Validate checks one webhook on its own (package webhook runs it in New);
@@ -204,18 +210,22 @@ func WebhookURLProblem(raw string) string {
 // ResolveSecrets, and checks a referenced URL once its value is known.
 func resolveWebhooks(ck *checker, key string, ws []Webhook) {
 	for i := range ws {
-		k := fmt.Sprintf("%s[%d]", key, i)
-		if ws[i].URL.IsRef() {
-			if u, err := ws[i].URL.Resolve(); err != nil {
-				ck.add(child(k, "url"), "%v", err)
-			} else if msg := WebhookURLProblem(u); msg != "" {
-				ck.add(child(k, "url"), "the referenced URL %s", msg)
-			}
+		resolveWebhook(ck, fmt.Sprintf("%s[%d]", key, i), &ws[i])
+	}
+}
+
+// resolveWebhook checks that w's references resolve (key names w).
+func resolveWebhook(ck *checker, k string, w *Webhook) {
+	if w.URL.IsRef() {
+		if u, err := w.URL.Resolve(); err != nil {
+			ck.add(child(k, "url"), "%v", err)
+		} else if msg := WebhookURLProblem(u); msg != "" {
+			ck.add(child(k, "url"), "the referenced URL %s", msg)
 		}
-		if ws[i].Secret != "" {
-			if _, err := ws[i].Secret.Resolve(); err != nil {
-				ck.add(child(k, "secret"), "%v", err)
-			}
+	}
+	if w.Secret != "" {
+		if _, err := w.Secret.Resolve(); err != nil {
+			ck.add(child(k, "secret"), "%v", err)
 		}
 	}
 }

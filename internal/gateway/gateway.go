@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/audit"
 	"github.com/gatehouse/gatehouse/internal/audit/chain"
 	"github.com/gatehouse/gatehouse/internal/audit/journal"
+	"github.com/gatehouse/gatehouse/internal/auditsink"
 	"github.com/gatehouse/gatehouse/internal/checkpoint"
 	"github.com/gatehouse/gatehouse/internal/config"
 	"github.com/gatehouse/gatehouse/internal/credential"
@@ -52,17 +53,25 @@ type Options struct {
 
 // Gateway is a running gatehouse.
 type Gateway struct {
-	cfg         *config.Config
-	dev         bool
-	log         *slog.Logger
-	store       store.Store
-	box         *credential.Box
-	maskKey     []byte // keys the "hash" masking method; derived from the secret key
-	verifier    *identity.Verifier
-	devIss      *identity.DevIssuer
-	audit       *audit.Log
-	journal     *journal.Journal  // nil = audit.durability off
-	auditPub    ed25519.PublicKey // nil = checkpoints are not signed
+	cfg       *config.Config
+	dev       bool
+	log       *slog.Logger
+	store     store.Store
+	box       *credential.Box
+	maskKey   []byte // keys the "hash" masking method; derived from the secret key
+	verifier  *identity.Verifier
+	devIss    *identity.DevIssuer
+	audit     *audit.Log
+	journal   *journal.Journal  // nil = audit.durability off
+	sinks     *auditsink.Fanout // audit.sinks; fed after the store accepts events
+	auditPub  ed25519.PublicKey // nil = checkpoints are not signed
+	auditKey  ed25519.PrivateKey
+	auditNode string
+	// stopRetention stops the audit.retention loop; nil when none runs.
+	stopRetention func()
+	// pruneMu: prunes take it exclusively, audit exports shared, so an
+	// export is never cut by a prune between its markers and its events.
+	pruneMu     sync.RWMutex
 	metrics     *metrics.Metrics
 	cp          *checkpoint.Checkpoint
 	acl         *accessCache
@@ -129,6 +138,12 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		return nil, err
 	}
 	g.metrics = metrics.New(g.audit)
+	if err := g.metrics.Registry.Register(g.sinks.Collector()); err != nil {
+		return nil, fmt.Errorf("audit.sinks: metrics: %w", err)
+	}
+	if err := g.startRetention(); err != nil {
+		return nil, fmt.Errorf("audit.retention: %w", err)
+	}
 	if err := g.syncConnections(ctx); err != nil {
 		return nil, err
 	}
@@ -175,6 +190,11 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 		Grants:         g.grants,
 		AuditPublicKey: g.auditPub,
 		AuditHeads:     func() []audit.Head { return []audit.Head{g.audit.Head()} },
+		PruneAudit:     g.pruneAuditFunc(),
+		HoldPrunes: func() func() {
+			g.pruneMu.RLock()
+			return g.pruneMu.RUnlock
+		},
 
 		OnConnectionsChanged: func() {
 			if err := g.acl.refresh(context.Background()); err != nil {
@@ -310,7 +330,14 @@ func (g *Gateway) openAudit(ctx context.Context) error {
 	default:
 		g.log.Warn("audit.signing_key is not configured: the audit chain is written but no checkpoint is signed, so deleting its newest events goes unnoticed; see docs/audit.md")
 	}
+	if a.Retention > 0 && key == nil {
+		return errors.New("audit.retention needs audit.signing_key: pruning writes a signed prune marker so the remaining chain stays verifiable")
+	}
+	g.auditKey, g.auditNode = key, node
 	var err error
+	if g.sinks, err = g.buildAuditSinks(); err != nil {
+		return err
+	}
 	var recovered journal.Recovery
 	var stored func([]uint64)
 	if a.Durability == config.DurabilityJournal {
@@ -321,7 +348,7 @@ func (g *Gateway) openAudit(ctx context.Context) error {
 	}
 	g.audit, err = audit.Open(ctx, g.store, audit.Options{Node: node, QueueSize: a.QueueSize, Logger: g.log.With("component", "audit"),
 		SigningKey: key, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: time.Duration(a.CheckpointInterval),
-		Stored: stored})
+		Stored: stored, OnStored: g.sinks.Send})
 	if err != nil {
 		return err
 	}
@@ -537,6 +564,9 @@ func (g *Gateway) closeStorage() error {
 		}
 		cancel()
 	}
+	if g.stopRetention != nil {
+		g.stopRetention()
+	}
 	if g.audit != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		errs = append(errs, g.audit.Close(ctx))
@@ -547,6 +577,7 @@ func (g *Gateway) closeStorage() error {
 		// the journal deletes its segment.
 		errs = append(errs, g.journal.Close())
 	}
+	errs = append(errs, g.closeAuditSinks())
 	if g.store != nil {
 		errs = append(errs, g.store.Close())
 	}

@@ -63,6 +63,16 @@ type Store interface {
 	AppendCheckpoint(ctx context.Context, c *audit.Checkpoint) error
 	// ListCheckpoints returns checkpoints matching f in ascending ID order.
 	ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) ([]audit.Checkpoint, error)
+	// PruneEvents stores a signed prune marker (setting m.ID) and, in the
+	// same transaction, deletes m.Node's events with node_seq <= m.NodeSeq
+	// and its checkpoints with node_seq <= m.NodeSeq (the marker now vouches
+	// for that hash; later checkpoints, which cover the remaining events,
+	// stay); it returns the number of events deleted. A second marker for one (Node, NodeSeq) fails.
+	// audit.Prune chooses the point and signs the marker.
+	PruneEvents(ctx context.Context, m *audit.PruneMarker) (int64, error)
+	// ListPruneMarkers returns node's markers ("" = every node) in
+	// ascending ID order.
+	ListPruneMarkers(ctx context.Context, node string) ([]audit.PruneMarker, error)
 
 	// PutConnection inserts c or replaces the connection of the same name,
 	// keeping the stored CreatedAt on replace. An empty Secret or Access is
@@ -87,5 +97,9 @@ type Store interface {
 	Close() error
 }
 
-// A Store is what a chained audit.Log writes to.
-var _ audit.ChainStore = Store(nil)
+// A Store is what a chained audit.Log writes to, and what audit.Prune
+// prunes.
+var (
+	_ audit.ChainStore = Store(nil)
+	_ audit.PruneStore = Store(nil)
+)

@@ -25,6 +25,7 @@ type Store struct {
 	reviews map[string]approval.Review
 	grants  map[string]approval.Grant
 	cps     []audit.Checkpoint
+	markers []audit.PruneMarker
 }
 
 var _ store.Store = (*Store)(nil)
@@ -77,7 +78,9 @@ func (s *Store) ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, 
 			f.Decision != "" && e.Decision != f.Decision ||
 			f.Type != "" && e.Type != f.Type ||
 			f.SessionID != "" && e.SessionID != f.SessionID ||
-			!f.Since.IsZero() && e.Time.Before(f.Since) {
+			!f.Since.IsZero() && e.Time.Before(f.Since) ||
+			!f.Before.IsZero() && !e.Time.Before(f.Before) ||
+			f.NodeSeqTo > 0 && (e.NodeSeq <= 0 || e.NodeSeq > f.NodeSeqTo) {
 			continue
 		}
 		out = append(out, e)
@@ -122,6 +125,14 @@ func (s *Store) ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) (
 		limit = 100
 	}
 	var out []audit.Checkpoint
+	if f.Newest {
+		for _, c := range s.cps {
+			if (f.Node == "" || c.Node == f.Node) && (len(out) == 0 || c.NodeSeq > out[0].NodeSeq) {
+				out = append(out[:0], c)
+			}
+		}
+		return out, nil
+	}
 	for _, c := range s.cps {
 		if c.ID > f.AfterID && (f.Node == "" || c.Node == f.Node) && len(out) < limit {
 			out = append(out, c)
@@ -269,4 +280,48 @@ func (s *Store) ListGrants(ctx context.Context, f approval.GrantFilter) ([]appro
 		limit = 100
 	}
 	return out[:min(limit, len(out))], nil
+}
+
+// PruneEvents keeps m and deletes what it covers, as store.Store specifies.
+func (s *Store) PruneEvents(ctx context.Context, m *audit.PruneMarker) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, o := range s.markers {
+		if o.Node == m.Node && o.NodeSeq == m.NodeSeq {
+			return 0, fmt.Errorf("prune marker for %s node_seq %d exists", m.Node, m.NodeSeq)
+		}
+	}
+	m.ID = int64(len(s.markers) + 1)
+	s.markers = append(s.markers, *m)
+	var n int64
+	keep := s.events[:0]
+	for _, e := range s.events {
+		if e.Node == m.Node && e.NodeSeq > 0 && e.NodeSeq <= m.NodeSeq {
+			n++
+			continue
+		}
+		keep = append(keep, e)
+	}
+	s.events = keep
+	cps := s.cps[:0]
+	for _, c := range s.cps {
+		if c.Node != m.Node || c.NodeSeq > m.NodeSeq {
+			cps = append(cps, c)
+		}
+	}
+	s.cps = cps
+	return n, nil
+}
+
+// ListPruneMarkers returns node's markers ("" = all) in ID order.
+func (s *Store) ListPruneMarkers(ctx context.Context, node string) ([]audit.PruneMarker, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []audit.PruneMarker
+	for _, m := range s.markers {
+		if node == "" || m.Node == node {
+			out = append(out, m)
+		}
+	}
+	return out, nil
 }

@@ -52,6 +52,9 @@ type vectors struct {
 	Comment    string           `json:"comment"`
 	Events     []vectorEvent    `json:"events"`
 	Checkpoint vectorCheckpoint `json:"checkpoint"`
+	// PruneMarker: node_seq 1-2 pruned, the marker vouching for event 2's
+	// hash (message per PruneMessage, same key).
+	PruneMarker vectorCheckpoint `json:"prune_marker"`
 }
 
 func (v *vectorEvent) fields() *Fields {
@@ -84,6 +87,7 @@ func makeVectors() vectors {
 	key := ed25519.NewKeyFromSeed(seed)
 	last := evs[len(evs)-1]
 	cp := Sign(key, "gw-1", last.NodeSeq, last.Hash, t0.Add(10*time.Second))
+	pm := SignPrune(key, "gw-1", evs[1].NodeSeq, evs[1].Hash, t0.Add(90*24*time.Hour))
 	return vectors{
 		Comment: "gatehouse audit chain v1 golden vectors; see docs/audit.md. Regenerate with go test ./internal/audit/chain -update",
 		Events:  evs,
@@ -92,6 +96,11 @@ func makeVectors() vectors {
 			Node: cp.Node, NodeSeq: cp.NodeSeq, Hash: cp.Hash, Time: cp.Time,
 			MessageHex:      hex.EncodeToString(CheckpointMessage(cp.Node, cp.NodeSeq, cp.Hash, cp.Time)),
 			SignatureBase64: base64.StdEncoding.EncodeToString(cp.Signature)},
+		PruneMarker: vectorCheckpoint{SeedBase64: base64.StdEncoding.EncodeToString(seed),
+			PublicKeyPEM: string(PublicKeyPEM(key.Public().(ed25519.PublicKey))), KeyID: pm.KeyID,
+			Node: pm.Node, NodeSeq: pm.NodeSeq, Hash: pm.Hash, Time: pm.Time,
+			MessageHex:      hex.EncodeToString(PruneMessage(pm.Node, pm.NodeSeq, pm.Hash, pm.Time)),
+			SignatureBase64: base64.StdEncoding.EncodeToString(pm.Signature)},
 	}
 }
 
@@ -156,6 +165,18 @@ func TestGoldenVectors(t *testing.T) {
 	}
 	if !bytes.Equal(c.Hash, v.Events[2].Hash) {
 		t.Error("checkpoint does not sign the last vector")
+	}
+	pv := v.PruneMarker
+	if got := hex.EncodeToString(PruneMessage(pv.Node, pv.NodeSeq, pv.Hash, pv.Time)); got != pv.MessageHex {
+		t.Errorf("prune marker message\n got  %s\n want %s", got, pv.MessageHex)
+	}
+	psig, _ := base64.StdEncoding.DecodeString(pv.SignatureBase64)
+	m := PruneMarker{Node: pv.Node, NodeSeq: pv.NodeSeq, Hash: pv.Hash, Time: pv.Time, Signature: psig}
+	if _, err := m.Verify(pub); err != nil {
+		t.Errorf("golden prune marker: %v", err)
+	}
+	if !bytes.Equal(pv.Hash, v.Events[1].Hash) || !bytes.Equal(v.Events[2].PrevHash, pv.Hash) {
+		t.Error("prune marker does not vouch for the link into the last vector")
 	}
 }
 
@@ -292,4 +313,37 @@ func FuzzParseKeys(f *testing.F) {
 		var d Digest
 		_ = d.UnmarshalText(b)
 	})
+}
+
+// TestPruneMarker: a marker verifies with its key only, and a checkpoint's
+// signature over the same values does not pass as a marker's.
+func TestPruneMarker(t *testing.T) {
+	key, _ := GenerateKey()
+	other, _ := GenerateKey()
+	pub := key.Public().(ed25519.PublicKey)
+	h := Hash(&Fields{Node: "gw", NodeSeq: 7, PrevHash: Genesis})
+	now := time.Unix(1700000000, 123456789)
+	m := SignPrune(key, "gw", 7, h, now)
+	if _, err := m.Verify(pub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Verify(other.Public().(ed25519.PublicKey)); err == nil {
+		t.Fatal("verifies with another key")
+	}
+	c := Sign(key, "gw", 7, h, now)
+	forged := m
+	forged.Signature = c.Signature
+	if _, err := forged.Verify(pub); err == nil {
+		t.Fatal("a checkpoint signature passes as a prune marker's")
+	}
+	moved := m
+	moved.NodeSeq = 8
+	if _, err := moved.Verify(pub); err == nil {
+		t.Fatal("a moved marker verifies")
+	}
+	unsigned := m
+	unsigned.Signature = nil
+	if _, err := unsigned.Verify(pub); err == nil {
+		t.Fatal("an unsigned marker verifies")
+	}
 }

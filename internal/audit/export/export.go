@@ -26,6 +26,7 @@ const (
 const (
 	RecordHeader     = "header"
 	RecordCheckpoint = "checkpoint"
+	RecordPrune      = "prune"
 	RecordEvent      = "event"
 	RecordEnd        = "end"
 )
@@ -57,18 +58,33 @@ type CheckpointLine struct {
 	audit.Checkpoint
 }
 
+// PruneLine is a prune marker line: events of Node up to NodeSeq were
+// pruned by retention, and the signed marker vouches for the hash the
+// first remaining event links to.
+type PruneLine struct {
+	Record string `json:"record"` // "prune"
+	audit.PruneMarker
+}
+
 // End is the last line of an export. It guards against a transfer cut off
 // at a line boundary (not against an editor, who can fix the counts).
 type End struct {
 	Record      string `json:"record"` // "end"
 	Events      int    `json:"events"`
 	Checkpoints int    `json:"checkpoints"`
+	Prunes      int    `json:"prune_markers,omitempty"`
 }
 
 // Source is what an export reads (a store.Store).
 type Source interface {
 	ListEvents(ctx context.Context, f audit.Filter) ([]audit.Event, error)
 	ListCheckpoints(ctx context.Context, f audit.CheckpointFilter) ([]audit.Checkpoint, error)
+}
+
+// PruneSource is a Source that may hold prune markers (every store does);
+// Write includes them.
+type PruneSource interface {
+	ListPruneMarkers(ctx context.Context, node string) ([]audit.PruneMarker, error)
 }
 
 // Options select what to export.
@@ -82,8 +98,8 @@ type Options struct {
 // pageSize is how many rows one store read returns.
 const pageSize = 1000
 
-// Write streams an export of src to w: a header, then checkpoints, then
-// events in store order, then an end line.
+// Write streams an export of src to w: a header, then prune markers, then
+// checkpoints, then events in store order, then an end line.
 //
 // Checkpoints come first so a verifier can check a stream of any length in
 // memory proportional to the checkpoints only. They are read before the
@@ -125,6 +141,20 @@ func Write(ctx context.Context, w io.Writer, src Source, o Options) error {
 		return err
 	}
 	end := End{Record: RecordEnd}
+	if ps, ok := src.(PruneSource); ok {
+		// Before the checkpoints and events: the verifier needs a node's
+		// marker before its first remaining event.
+		ms, err := ps.ListPruneMarkers(ctx, o.Node)
+		if err != nil {
+			return err
+		}
+		for _, m := range ms {
+			if err := enc.Encode(PruneLine{Record: RecordPrune, PruneMarker: m}); err != nil {
+				return err
+			}
+			end.Prunes++
+		}
+	}
 	n, err := writeCheckpoints(ctx, enc, src, o.Node, from)
 	if err != nil {
 		return err

@@ -48,6 +48,9 @@ type NodeReport struct {
 	Last        int64  `json:"last"`   // last node_seq in the export
 	Events      int    `json:"events"` // events of this node in the export
 	Checkpoints int    `json:"checkpoints"`
+	// Pruned is the last node_seq removed by retention, vouched for by a
+	// valid prune marker; the chain starts after it. 0 = never pruned.
+	Pruned int64 `json:"pruned,omitempty"`
 	// Signed is the highest node_seq vouched for by a valid checkpoint that
 	// matched the chain; 0 = none.
 	Signed int64 `json:"signed"`
@@ -62,6 +65,7 @@ type Report struct {
 	Partial     bool         `json:"partial"` // the export starts mid-chain (since)
 	Events      int          `json:"events"`
 	Checkpoints int          `json:"checkpoints"`
+	Prunes      int          `json:"prune_markers,omitempty"`
 	Unchained   int          `json:"unchained"` // events written before chaining (schema v1)
 	Nodes       []NodeReport `json:"nodes"`
 	Problems    []Problem    `json:"problems"`
@@ -80,8 +84,9 @@ type anchor struct {
 
 type nodeState struct {
 	rep     NodeReport
-	hash    chain.Digest      // hash of rep.Last
-	anchors map[int64]*anchor // by node_seq
+	hash    chain.Digest       // hash of rep.Last
+	anchors map[int64]*anchor  // by node_seq
+	prune   *chain.PruneMarker // the valid marker with the highest node_seq
 }
 
 type verifier struct {
@@ -208,6 +213,15 @@ func (v *verifier) parse(line []byte) error {
 			return fmt.Errorf("invalid checkpoint: %w", err)
 		}
 		v.checkpoint(&c.Checkpoint)
+	case RecordPrune:
+		if v.events {
+			return errors.New("prune marker after events: an export lists prune markers before the events")
+		}
+		var m PruneLine
+		if err := json.Unmarshal(line, &m); err != nil {
+			return fmt.Errorf("invalid prune marker: %w", err)
+		}
+		v.pruneMarker(&m.PruneMarker)
 	case RecordEvent:
 		var e EventLine
 		if err := json.Unmarshal(line, &e); err != nil {
@@ -221,12 +235,12 @@ func (v *verifier) parse(line []byte) error {
 			return fmt.Errorf("invalid end record: %w", err)
 		}
 		v.end = &e
-		if e.Events != v.rep.Events || e.Checkpoints != v.rep.Checkpoints {
-			v.problem(Problem{Message: fmt.Sprintf("the end record counts %d events and %d checkpoints, the export holds %d and %d: lines were removed or added",
-				e.Events, e.Checkpoints, v.rep.Events, v.rep.Checkpoints)})
+		if e.Events != v.rep.Events || e.Checkpoints != v.rep.Checkpoints || e.Prunes != v.rep.Prunes {
+			v.problem(Problem{Message: fmt.Sprintf("the end record counts %d events, %d checkpoints and %d prune markers, the export holds %d, %d and %d: lines were removed or added",
+				e.Events, e.Checkpoints, e.Prunes, v.rep.Events, v.rep.Checkpoints, v.rep.Prunes)})
 		}
 	default:
-		return fmt.Errorf("unknown record kind %q (want header, checkpoint, event or end)", kind.Record)
+		return fmt.Errorf("unknown record kind %q (want header, prune, checkpoint, event or end)", kind.Record)
 	}
 	return nil
 }
@@ -258,6 +272,28 @@ func (v *verifier) checkpoint(c *audit.Checkpoint) {
 	st.anchors[c.NodeSeq] = &anchor{hash: c.Hash, signed: true, line: v.line}
 }
 
+// pruneMarker checks a marker's signature. A valid one lets its node's
+// chain start right after it, linking to its hash; it is also a signed
+// anchor at its node_seq, for an export that still holds that event.
+func (v *verifier) pruneMarker(m *chain.PruneMarker) {
+	v.rep.Prunes++
+	if _, err := m.Verify(v.keys...); err != nil {
+		v.problem(Problem{Node: m.Node, NodeSeq: m.NodeSeq, Message: fmt.Sprintf(
+			"prune marker does not verify (%v): a forged, unsigned or altered marker cannot vouch for the events it claims were pruned", err)})
+		return
+	}
+	st := v.node(m.Node)
+	if a, ok := st.anchors[m.NodeSeq]; ok && a.signed && !bytes.Equal(a.hash, m.Hash) {
+		v.problem(Problem{Node: m.Node, NodeSeq: m.NodeSeq, Message: "a validly signed prune marker and checkpoint disagree on the hash: the chain forked or the key leaked"})
+		return
+	}
+	st.anchors[m.NodeSeq] = &anchor{hash: m.Hash, signed: true, line: v.line}
+	if st.prune == nil || m.NodeSeq > st.prune.NodeSeq {
+		mc := *m
+		st.prune = &mc
+	}
+}
+
 func (v *verifier) event(e *audit.Event) {
 	v.rep.Events++
 	if e.Node == "" && e.NodeSeq == 0 && len(e.Hash) == 0 {
@@ -284,7 +320,18 @@ func (v *verifier) event(e *audit.Event) {
 	}
 	if r.Events == 1 {
 		r.First = e.NodeSeq
+		pm := st.prune
 		switch {
+		case pm != nil && e.NodeSeq == pm.NodeSeq+1:
+			r.Pruned = pm.NodeSeq
+			if !bytes.Equal(e.PrevHash, pm.Hash) {
+				fail(e.NodeSeq, fmt.Sprintf("the first event after the prune marker at node_seq %d does not link to the marker's hash: the marker does not match the chain", pm.NodeSeq))
+				return
+			}
+		case pm != nil && e.NodeSeq > pm.NodeSeq+1 && !v.rep.Partial:
+			fail(pm.NodeSeq+1, fmt.Sprintf("the chain was pruned up to node_seq %d but starts at %d: events %d to %d were deleted beyond the prune marker",
+				pm.NodeSeq, e.NodeSeq, pm.NodeSeq+1, e.NodeSeq-1))
+			return
 		case e.NodeSeq == 1:
 			if !bytes.Equal(e.PrevHash, chain.Genesis) {
 				fail(1, "the chain's first event does not link to the genesis hash")
@@ -346,6 +393,12 @@ func (v *verifier) finish() {
 	for _, n := range names {
 		st := v.nodes[n]
 		r := &st.rep
+		if !r.Broken && r.Events == 0 && st.prune != nil && !v.rep.Partial {
+			// The gateway never prunes a chain's newest event.
+			r.Broken = true
+			v.problem(Problem{Node: n, NodeSeq: st.prune.NodeSeq + 1, Message: fmt.Sprintf(
+				"the chain was pruned up to node_seq %d but no later event remains: the events after the prune marker were deleted", st.prune.NodeSeq)})
+		}
 		if !r.Broken {
 			var beyond []int64
 			for seq := range st.anchors {

@@ -177,6 +177,7 @@ func RunTamper(t *testing.T, open func(t *testing.T) (store.Store, Exec)) {
 		})
 	}
 	t.Run("rehash", func(t *testing.T) { testRehash(t, open, key) })
+	t.Run("prune", func(t *testing.T) { testPrune(t, open, key) })
 }
 
 // oneSecond marks one second of the time column; Dialect rewrites it.

@@ -71,6 +71,9 @@ const EventColumns = "seq, time, type, session_id, issuer, subject, connection, 
 // EventColumnCount is the number of EventColumns.
 const EventColumnCount = 15
 
+// PruneMarkerColumns is the column list of audit_prune_markers.
+const PruneMarkerColumns = "id, node, node_seq, hash, time, key_id, signature"
+
 // CheckpointColumns is the column list of audit_checkpoints.
 const CheckpointColumns = "id, node, node_seq, hash, time, key_id, signature"
 
@@ -85,6 +88,9 @@ func CheckpointQuery(f audit.CheckpointFilter, ph func(n int) string) (string, [
 	if f.Node != "" {
 		args = append(args, f.Node)
 		q += " AND node = " + ph(2)
+	}
+	if f.Newest {
+		return q + " ORDER BY node_seq DESC LIMIT 1", args
 	}
 	limit := f.Limit
 	if limit <= 0 {
@@ -149,6 +155,13 @@ func eventWhere(f audit.Filter, ph func(n int) string, timeArg func(time.Time) a
 	}
 	if f.BeforeSeq > 0 {
 		add("seq < ?", f.BeforeSeq)
+	}
+	if !f.Before.IsZero() {
+		add("time < ?", timeArg(CeilMicro(f.Before)))
+	}
+	if f.NodeSeqTo > 0 {
+		add("node_seq <= ?", f.NodeSeqTo)
+		where = append(where, "node_seq > 0")
 	}
 	if len(where) == 0 {
 		return "", args
