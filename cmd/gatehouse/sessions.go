@@ -217,7 +217,7 @@ func replay(w io.Writer, se *adminapi.SessionEvents) error {
 			b.WriteString("\n")
 		}
 	}
-	_, err := io.WriteString(w, b.String())
+	_, err := io.WriteString(w, terminalSafe(b.String()))
 	return err
 }
 
@@ -366,4 +366,33 @@ func quoteParam(p string) string {
 // transcriptLine keeps a recorded value on one transcript line.
 func transcriptLine(s string) string {
 	return strings.NewReplacer("\r\n", `\n`, "\n", `\n`, "\r", `\r`, "\t", " ").Replace(s)
+}
+
+// terminalSafe escapes every control character but the newline: recorded
+// statements, values, column names and errors come from the audited
+// client, and escape sequences in them must not rewrite the auditor's
+// terminal (erase lines, set the clipboard).
+func terminalSafe(s string) string {
+	clean := true
+	for _, r := range s {
+		if (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\t':
+			b.WriteString(" ")
+		case (r < 0x20 && r != '\n') || (r >= 0x7f && r <= 0x9f):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
 }

@@ -75,3 +75,15 @@ func TestAuditSessionsAndReplay(t *testing.T) {
 		t.Errorf("replay of an unknown session: %+v", r)
 	}
 }
+
+func TestTerminalSafe(t *testing.T) {
+	in := "select 1 /*\x1b[1A\x1b[2K*/;\n\u009b31m\tend"
+	got := terminalSafe(in)
+	want := `select 1 /*\x1b[1A\x1b[2K*/;` + "\n" + `\x9b31m end`
+	if got != want {
+		t.Fatalf("terminalSafe(%q) = %q, want %q", in, got, want)
+	}
+	if terminalSafe("plain\n") != "plain\n" {
+		t.Fatal("clean text changed")
+	}
+}

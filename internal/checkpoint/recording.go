@@ -9,14 +9,15 @@ import (
 // event's detail. The engine took the sample from the rows the client was
 // sent, already masked by the statement's plan; every value (parameters,
 // sample cells, notices, the error) still passes the entity detectors here
-// — the plan's kinds, or all of them without a plan, as for approvers — so
-// no card number, e-mail address or secret reaches the audit store even
-// from a column the policy leaves unmasked.
+// — all of them, whatever kinds the plan scans results for (a plan's
+// narrower list is about what the client may see, not what the audit may
+// keep) — so no card number, e-mail address or secret reaches the audit
+// store even from a column the policy leaves unmasked.
 func recordOutcome(det *statementDetail, d access.Decision, o *access.Outcome) {
 	if len(o.Params) == 0 && len(o.Sample) == 0 && len(o.Notices) == 0 && len(o.Columns) == 0 && o.Error == "" {
 		return
 	}
-	kinds := maskEntityKinds(d.Mask)
+	kinds := masking.AllEntities()
 	mask := func(v string) string {
 		out, _ := masking.MaskEntities(v, kinds)
 		return out

@@ -47,3 +47,20 @@ func TestRecordMasksRecordingValues(t *testing.T) {
 		t.Errorf("detail: %s", raw)
 	}
 }
+
+// A plan that scans results for e-mail addresses only still gets every
+// detector on the recording: the narrower list governs what the client
+// sees, not what the audit keeps.
+func TestRecordingIgnoresNarrowEntityList(t *testing.T) {
+	sink := &memSink{}
+	log := audit.NewLog(sink, 16, nil)
+	cp := New(log, func(string) ([]string, bool) { return []string{"*"}, true }, metrics.New(nil))
+	sess := &access.Session{ID: "s1", Principal: &access.Principal{Subject: "bob"}, Target: access.Target{Name: "orders", Type: "postgres"}}
+	a := &access.Action{Session: sess, Kind: access.ActionStatement, Statement: "update cards set number = $1"}
+	cp.Record(a, access.Decision{Verdict: access.Allow, Mask: &access.MaskPlan{Entities: []string{"email"}}},
+		access.Outcome{Rows: 1, Params: []string{"4111111111111111"}})
+	log.Close(context.Background())
+	if raw := string(sink.events[0].Detail); strings.Contains(raw, "4111111111111111") {
+		t.Fatalf("card number recorded: %s", raw)
+	}
+}

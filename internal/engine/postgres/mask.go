@@ -402,6 +402,15 @@ func (s *session) fieldPlans(fs []field, m *access.MaskPlan) []masking.FieldPlan
 // columnMethod is the masking method for a result column the catalog named.
 func columnMethod(n colName, m *access.MaskPlan) masking.Method {
 	switch {
+	case n.table == "" && !n.computed:
+		// The catalog does not know the field's relation (created in the
+		// client's uncommitted transaction, which the catalog's own
+		// connection cannot see, or dropped meanwhile): it may carry a
+		// masked column, so hide it while column rules apply.
+		if len(m.Columns) > 0 {
+			return masking.Null
+		}
+		return ""
 	case n.untraced:
 		// A view column that could not be traced may carry anything.
 		if len(m.Columns) > 0 {
