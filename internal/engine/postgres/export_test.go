@@ -27,5 +27,15 @@ func (c CatalogForTest) Method(oid uint32, attnum int16, m *access.MaskPlan) (st
 
 func (c CatalogForTest) Invalidate() { c.invalidate() }
 
+// SetPortalsHookForTest has f told each session's portal count after every
+// Bind; nil removes it.
+func SetPortalsHookForTest(f func(n int)) {
+	if f == nil {
+		portalsHook.Store(nil)
+		return
+	}
+	portalsHook.Store(&f)
+}
+
 // ProbeError exposes probeError (syntax.go).
 var ProbeError = probeError

@@ -110,6 +110,10 @@ type portal struct {
 	// (bounded by its byte limit); recTrunc says some were cut.
 	recParams []string
 	recTrunc  bool
+	// epoch is how many messages answered by ReadyForQuery the client had
+	// sent before the Bind: the portal dies with the transaction that the
+	// first of those sent after it ends (see session.prunePortals).
+	epoch uint64
 }
 
 // bindResultFormats returns the result-format codes at the end of a Bind.

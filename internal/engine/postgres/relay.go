@@ -220,10 +220,15 @@ func (s *session) upstreamLoop() error {
 			// ReadyForQuery settles everything owed up to the Sync (or the
 			// simple query / function call) it answers.
 			for need() {
-				k := cur.kind
+				k, seq := cur.kind, cur.seq
 				s.settle(&cur)
 				has = false
 				if k == rSync || k == rQuery || k == rFunc {
+					if len(body) > 0 && body[0] == 'I' {
+						// The transaction ended: PostgreSQL destroyed its
+						// portals (the client goroutine forgets them).
+						s.idleSeq.Store(seq)
+					}
 					break
 				}
 			}

@@ -32,6 +32,10 @@ const (
 	streamThreshold = 256 << 10
 )
 
+// portalsHook, when set (tests only), is told the session's portal count
+// after each Bind.
+var portalsHook atomic.Pointer[func(n int)]
+
 var (
 	errTerminated = errors.New("client sent Terminate")
 	errClientGone = errors.New("client disconnected")
@@ -64,6 +68,12 @@ type session struct {
 	stmts   map[string]*prepared // prepared statement name → statement
 	portals map[string]*portal   // portal name → portal
 	skip    bool                 // discarding client messages until Sync after a gateway-raised error
+	// idleSeq is the seq (pending.seq) of the latest ReadyForQuery that
+	// reported an idle session ('I'), set by the upstream goroutine: every
+	// portal bound before that message was sent is gone upstream.
+	// prunedAt is the idleSeq the client goroutine last pruned portals at.
+	idleSeq  atomic.Uint64
+	prunedAt uint64
 	// scsOff mirrors the upstream's standard_conforming_strings (from
 	// ParameterStatus): when off, backslashes in '…' strings escape, which
 	// the gateway's lexer and libpg_query do not model.
@@ -402,7 +412,8 @@ func (s *session) bind(body []byte) error {
 	if err != nil {
 		return s.protocolError(err.Error())
 	}
-	pt := &portal{stmt: s.stmts[stmt], formats: formats}
+	s.prunePortals()
+	pt := &portal{stmt: s.stmts[stmt], formats: formats, epoch: s.t.readies}
 	if s.recOn && pt.stmt != nil {
 		pt.recParams, pt.recTrunc = s.recordParams(body, pt.stmt)
 	}
@@ -416,6 +427,9 @@ func (s *session) bind(body []byte) error {
 		}
 	}
 	s.portals[name] = pt
+	if h := portalsHook.Load(); h != nil {
+		(*h)(len(s.portals))
+	}
 	s.t.push(pending{kind: rBind})
 	writeMsg(s.uw, 'B', body)
 	return nil
@@ -474,6 +488,27 @@ func (s *session) execute(ctx context.Context, body []byte) error {
 	s.t.push(p)
 	writeMsg(s.uw, 'E', body)
 	return nil
+}
+
+// prunePortals forgets the portals PostgreSQL has destroyed: every portal
+// (named or not) dies when its transaction ends, committed or rolled back,
+// whether or not the client closes it. A ReadyForQuery with status 'I'
+// means the transaction of every message before it has ended, so portals
+// bound before the message it answers are gone; portals bound after it
+// (pipelined behind it) are not. Pruned at Bind, the only place the map
+// grows, so a client that never sends Close keeps it bounded by the
+// portals of one transaction.
+func (s *session) prunePortals() {
+	idle := s.idleSeq.Load()
+	if idle == s.prunedAt {
+		return
+	}
+	s.prunedAt = idle
+	for name, pt := range s.portals {
+		if pt.epoch < idle {
+			delete(s.portals, name)
+		}
+	}
 }
 
 // current reports whether ps's decision still stands (engine.Revalidator);

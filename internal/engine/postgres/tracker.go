@@ -47,6 +47,9 @@ type pending struct {
 	idx   int              // rQuery: statements completed so far
 	start time.Time        // when the current statement started
 	rows  int64            // rows reported so far (PortalSuspended accumulates)
+	// seq numbers the entries answered by ReadyForQuery (rSync, rQuery,
+	// rFunc) in the order they were sent, from 1; 0 for the others.
+	seq uint64
 	// auditID is the journaled decision of this execution (rExecute: the
 	// prepared statement's decision is shared by its executions).
 	auditID uint64
@@ -68,10 +71,17 @@ type tracker struct {
 	mu   sync.Mutex
 	q    []pending
 	head int
+	// readies counts the entries pushed that ReadyForQuery answers; the
+	// client goroutine (the only pusher) reads it without the lock.
+	readies uint64
 }
 
 func (t *tracker) push(p pending) {
 	t.mu.Lock()
+	if p.kind == rSync || p.kind == rQuery || p.kind == rFunc {
+		t.readies++
+		p.seq = t.readies
+	}
 	if t.head > 0 && t.head == len(t.q) {
 		t.q, t.head = t.q[:0], 0
 	}
