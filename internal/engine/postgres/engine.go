@@ -60,7 +60,7 @@ type Engine struct {
 	cancels *cancelRegistry
 
 	catMu    sync.Mutex
-	catalogs map[string]*catalog // per upstream target: column names for masking
+	catalogs map[string]*catalog // per connection name: column names for masking, views
 }
 
 var _ engine.Engine = (*Engine)(nil)
@@ -175,7 +175,7 @@ func (e *Engine) Serve(ctx context.Context, conn net.Conn) {
 		return
 	}
 	defer up.Conn.Close()
-	cat := e.catalogFor(opened.Upstream)
+	cat := e.catalogFor(opened.Session.Target.Name, opened.Upstream)
 	if up.ParameterStatuses["is_superuser"] == "on" && cat.warnedSuperuser.CompareAndSwap(false, true) {
 		// A superuser reads server files and raw table storage
 		// (pg_read_binary_file, lo_import, COPY … PROGRAM): what policies
@@ -191,7 +191,7 @@ func (e *Engine) Serve(ctx context.Context, conn net.Conn) {
 	pid := e.cancels.register(ct)
 	defer e.cancels.unregister(pid)
 	conn.SetDeadline(time.Time{})
-	s := newSession(e, conn, up, opened)
+	s := newSession(e, conn, up, opened, cat)
 	s.ct = ct
 	if err := s.greet(pid, ct.secret); err != nil {
 		opened.Close(err)

@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"context"
+
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/engine"
 )
@@ -10,15 +12,13 @@ import (
 type CatalogForTest struct{ *catalog }
 
 func NewCatalogForTest(up engine.Upstream) CatalogForTest {
-	c := &catalog{up: up}
-	c.reset()
-	return CatalogForTest{c}
+	return CatalogForTest{newCatalog(up)}
 }
 
 // Method resolves a result field (table OID, attnum) as RowDescription
 // gives it and returns the masking method the plan gives it ("" = none).
 func (c CatalogForTest) Method(oid uint32, attnum int16, m *access.MaskPlan) (string, error) {
-	names, err := c.resolve([]field{{tableOID: oid, attnum: attnum}})
+	names, err := c.resolve(context.Background(), []field{{tableOID: oid, attnum: attnum}})
 	if err != nil {
 		return "", err
 	}

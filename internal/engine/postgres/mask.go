@@ -1,18 +1,11 @@
 package postgres
 
 import (
-	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/engine"
@@ -174,167 +167,6 @@ type colName struct {
 	untraced              bool // a view column that could not be traced: may carry anything
 }
 
-// catalog resolves (table OID, attnum) to names over the gateway's own
-// connection to the target, caching the answers, and traces views to their
-// base tables (views.go). Entries expire so renamed columns and redefined
-// views are seen again; DDL through the gateway clears the cache at once.
-type catalog struct {
-	up engine.Upstream
-
-	mu     sync.Mutex
-	conn   *pgconn.PgConn
-	names  map[uint64]colName
-	tables map[uint32]time.Time // when each table was loaded
-	rels   map[uint32]*relInfo
-	byName map[engine.Relation]nameEntry
-
-	warnedSuperuser atomic.Bool
-	// gen counts invalidations: masking plans cached on prepared
-	// statements are built for one generation (see planCache).
-	gen atomic.Uint64
-}
-
-const catalogTTL = 30 * time.Second
-
-func (e *Engine) catalogFor(up engine.Upstream) *catalog {
-	key := up.Address + "\x00" + up.Database + "\x00" + up.Username
-	e.catMu.Lock()
-	defer e.catMu.Unlock()
-	if e.catalogs == nil {
-		e.catalogs = map[string]*catalog{}
-	}
-	c := e.catalogs[key]
-	if c == nil {
-		c = &catalog{up: up}
-		c.reset()
-		e.catalogs[key] = c
-	}
-	return c
-}
-
-func (c *catalog) reset() {
-	c.names, c.tables = map[uint64]colName{}, map[uint32]time.Time{}
-	c.rels, c.byName = map[uint32]*relInfo{}, map[engine.Relation]nameEntry{}
-}
-
-func (c *catalog) invalidate() {
-	c.mu.Lock()
-	c.reset()
-	c.gen.Add(1)
-	c.mu.Unlock()
-}
-
-// resolve names every field with a source table.
-func (c *catalog) resolve(fs []field) ([]colName, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var missing []string
-	seen := map[uint32]bool{}
-	for _, f := range fs {
-		if f.tableOID == 0 || seen[f.tableOID] {
-			continue
-		}
-		seen[f.tableOID] = true
-		if t, ok := c.tables[f.tableOID]; !ok || time.Since(t) > catalogTTL {
-			missing = append(missing, strconv.FormatUint(uint64(f.tableOID), 10))
-		}
-	}
-	if len(missing) > 0 {
-		if err := c.load(missing); err != nil {
-			return nil, err
-		}
-	}
-	out := make([]colName, len(fs))
-	for i, f := range fs {
-		if f.tableOID != 0 {
-			out[i] = c.names[uint64(f.tableOID)<<16|uint64(uint16(f.attnum))]
-		}
-	}
-	return out, nil
-}
-
-// connect opens the catalog connection if needed. Its search_path holds
-// only pg_catalog, so pg_get_viewdef schema-qualifies every other relation.
-func (c *catalog) connect(ctx context.Context) error {
-	if c.conn != nil && !c.conn.IsClosed() {
-		return nil
-	}
-	pc, err := connectUpstream(ctx, c.up, map[string]string{"application_name": "gatehouse-catalog", "search_path": "pg_catalog"})
-	if err != nil {
-		return fmt.Errorf("catalog connection: %w", err)
-	}
-	c.conn = pc
-	return nil
-}
-
-func (c *catalog) load(oids []string) error {
-	// The OIDs are integers we formatted ourselves: no injection possible.
-	rows, err := c.query("SELECT c.oid, n.nspname, c.relname, a.attnum, a.attname, c.relkind FROM pg_catalog.pg_attribute a " +
-		"JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace " +
-		"WHERE a.attnum > 0 AND a.attrelid IN (" + strings.Join(oids, ",") + ")")
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	for _, o := range oids {
-		v, _ := strconv.ParseUint(o, 10, 32)
-		c.tables[uint32(v)] = now
-	}
-	views := map[uint32]*relInfo{}
-	for _, r := range rows {
-		oid, _ := strconv.ParseUint(string(r[0]), 10, 32)
-		att, _ := strconv.ParseInt(string(r[3]), 10, 16)
-		c.names[oid<<16|uint64(uint16(att))] = colName{schema: string(r[1]), table: string(r[2]), column: string(r[4])}
-		if k := r[5][0]; k == 'v' || k == 'm' {
-			views[uint32(oid)] = c.rel(uint32(oid), string(r[1]), string(r[2]), k, now)
-		}
-	}
-	// A view's columns are named by what they carry.
-	for oid, r := range views {
-		v, err := c.viewOf(r, 0)
-		var te *transientError
-		if errors.As(err, &te) {
-			// Ask again next time rather than keep the view untraced.
-			for _, o := range oids {
-				n, _ := strconv.ParseUint(o, 10, 32)
-				delete(c.tables, uint32(n))
-			}
-			return err
-		}
-		for i := 1; i <= maxAttnum(c.names, oid); i++ {
-			key := uint64(oid)<<16 | uint64(uint16(i))
-			own, ok := c.names[key]
-			if !ok {
-				continue
-			}
-			switch {
-			case err != nil || i > len(v.Columns):
-				own.untraced = true
-			case v.Columns[i-1].Source != nil:
-				src := v.Columns[i-1].Source
-				via := own
-				own = colName{schema: src.Schema, table: src.Table, column: src.Column, via: &via}
-			default:
-				own.computed, own.from = true, v.Columns[i-1].From
-			}
-			c.names[key] = own
-		}
-	}
-	return nil
-}
-
-// maxAttnum is the highest attribute number loaded for a relation.
-func maxAttnum(names map[uint64]colName, oid uint32) int {
-	n := 0
-	for n < 1<<15-1 {
-		if _, ok := names[uint64(oid)<<16|uint64(uint16(n+1))]; !ok {
-			break
-		}
-		n++
-	}
-	return n
-}
-
 // entityKinds maps the policy's entity names to the detectors' (the policy
 // names IP versions apart; one detector finds both).
 func entityKinds(names []string) []masking.Entity {
@@ -368,7 +200,7 @@ func (s *session) fieldPlans(fs []field, m *access.MaskPlan) []masking.FieldPlan
 	var names []colName
 	if m.MethodFor != nil {
 		var err error
-		if names, err = s.catalog.resolve(fs); err != nil {
+		if names, err = s.catalog.resolve(s.ctx, fs); err != nil {
 			s.log.Error("masking: cannot resolve result columns; nulling them (fail closed)", "err", err)
 			names = nil
 		}

@@ -18,6 +18,10 @@ import (
 func (s *session) upstreamLoop() error {
 	var cur pending // the entry the next owed response belongs to
 	has := false
+	// ddlOpen: DDL ran in the transaction still open. The catalog's own
+	// connections see its relations only once it commits, so the catalog
+	// is cleared again when it ends, not just when the DDL completes.
+	ddlOpen := false
 	defer func() {
 		// Every statement forwarded gets an outcome event, so its
 		// journaled decision is acknowledged (see run for the rest).
@@ -150,6 +154,7 @@ func (s *session) upstreamLoop() error {
 		case 'C', 'I', 's':
 			if typ == 'C' && isDDLTag(body) {
 				s.catalog.invalidate() // a column may have been renamed or added
+				ddlOpen = true
 			}
 			if need() {
 				switch cur.kind {
@@ -217,6 +222,10 @@ func (s *session) upstreamLoop() error {
 				}
 			}
 		case 'Z':
+			if ddlOpen && len(body) > 0 && body[0] == 'I' {
+				s.catalog.invalidate() // what it created is visible (or gone) now
+				ddlOpen = false
+			}
 			// ReadyForQuery settles everything owed up to the Sync (or the
 			// simple query / function call) it answers.
 			for need() {

@@ -63,7 +63,10 @@ type session struct {
 
 	t       tracker
 	catalog *catalog // column names for masking
-	maskBuf []byte   // reused DataRow buffer (upstream goroutine)
+	// ctx ends with the session (set by run): the upstream goroutine's
+	// catalog lookups wait with it.
+	ctx     context.Context
+	maskBuf []byte // reused DataRow buffer (upstream goroutine)
 	// Client-goroutine state for the extended protocol.
 	stmts   map[string]*prepared // prepared statement name → statement
 	portals map[string]*portal   // portal name → portal
@@ -86,7 +89,7 @@ type session struct {
 	cliTypes *pgtype.Map // client goroutine
 }
 
-func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *engine.Opened) *session {
+func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *engine.Opened, cat *catalog) *session {
 	return &session{
 		e: e, client: client, up: up, opened: opened, cp: opened.Checkpoint, sess: opened.Session,
 		log:     e.log.With("session", opened.Session.ID),
@@ -95,7 +98,7 @@ func newSession(e *Engine, client net.Conn, up *pgconn.HijackedConn, opened *eng
 		uw:      bufio.NewWriterSize(up.Conn, bufSize),
 		cw:      bufio.NewWriterSize(client, bufSize),
 		stmts:   map[string]*prepared{},
-		catalog: e.catalogFor(opened.Upstream),
+		catalog: cat,
 		portals: map[string]*portal{},
 		recOn:   e.cfg.Recording.Bytes > 0,
 	}
@@ -128,6 +131,9 @@ func (s *session) greet(pid uint32, secret [4]byte) error {
 // run relays until either side ends or ctx is cancelled. It returns nil for
 // a clean Terminate.
 func (s *session) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.ctx = ctx
 	errc := make(chan error, 2)
 	go func() { errc <- s.upstreamLoop() }()
 	go func() { errc <- s.clientLoop(ctx) }()
@@ -141,6 +147,7 @@ func (s *session) run(ctx context.Context) error {
 		s.cwMu.Unlock()
 		err = errors.New("gateway shutdown")
 	}
+	cancel() // a lookup the other loop waits for is abandoned
 	s.client.Close()
 	s.up.Conn.Close()
 	if err2 := <-errc; err == nil {

@@ -19,7 +19,8 @@ import (
 // the same grammar as statements) down to base-table columns. Results are
 // cached in the per-target catalog with its TTL and DDL invalidation.
 
-// relInfo is one relation of the target.
+// relInfo is one relation of the target. oid, schema, name and kind never
+// change; the other fields are guarded by the catalog's mutex.
 type relInfo struct {
 	oid          uint32
 	schema, name string
@@ -49,14 +50,30 @@ const maxCachedNames = 20000
 
 var _ engine.Catalog = (*catalog)(nil)
 
-// Views implements engine.Catalog.
+// Views implements engine.Catalog. Sessions asking about the same names at
+// the same time share one lookup; each waits at most as long as its ctx.
 func (c *catalog) Views(ctx context.Context, names []engine.Relation) (map[engine.Relation][]engine.View, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.noViews(names) {
+	none := c.noViews(names)
+	c.mu.Unlock()
+	if none {
 		return nil, nil // the common case, without allocating
 	}
-	found, err := c.lookupNames(names)
+	var key strings.Builder
+	key.WriteString("v:")
+	for _, n := range names {
+		key.WriteString(n.Schema + "\x00" + n.Name + "\x00")
+	}
+	out, err := c.flight(ctx, key.String(), func(ctx context.Context) (any, error) { return c.views(ctx, names) })
+	if err != nil {
+		return nil, err
+	}
+	return out.(map[engine.Relation][]engine.View), nil
+}
+
+// views is Views without the shortcut and the sharing.
+func (c *catalog) views(ctx context.Context, names []engine.Relation) (map[engine.Relation][]engine.View, error) {
+	found, err := c.lookupNames(ctx, names)
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +83,7 @@ func (c *catalog) Views(ctx context.Context, names []engine.Relation) (map[engin
 			if !r.isView() {
 				continue
 			}
-			v, err := c.viewOf(r, 0)
+			v, _, err := c.viewOf(ctx, r, 0)
 			if err != nil {
 				return nil, fmt.Errorf("view %s.%s: %w", r.schema, r.name, err)
 			}
@@ -79,12 +96,22 @@ func (c *catalog) Views(ctx context.Context, names []engine.Relation) (map[engin
 	return out, nil
 }
 
-// noViews reports whether every name is cached, fresh, and no view.
+// fresh reports whether a name lookup answered at e.loaded still holds: a
+// miss (no such relation) only for catalogMissTTL.
+func (e nameEntry) fresh(now time.Time) bool {
+	if len(e.rels) == 0 {
+		return now.Sub(e.loaded) <= catalogMissTTL
+	}
+	return now.Sub(e.loaded) <= catalogTTL
+}
+
+// noViews reports whether every name is cached, fresh, and no view. c.mu
+// is held.
 func (c *catalog) noViews(names []engine.Relation) bool {
 	now := time.Now()
 	for _, n := range names {
 		e, ok := c.byName[n]
-		if !ok || now.Sub(e.loaded) > catalogTTL {
+		if !ok || !e.fresh(now) {
 			return false
 		}
 		for _, r := range e.rels {
@@ -97,38 +124,46 @@ func (c *catalog) noViews(names []engine.Relation) bool {
 }
 
 // lookupNames finds the relations named (any schema when Schema is ""),
-// querying the target for names not cached. c.mu is held.
-func (c *catalog) lookupNames(names []engine.Relation) (map[engine.Relation][]*relInfo, error) {
+// querying the target for names not cached. c.mu must not be held.
+func (c *catalog) lookupNames(ctx context.Context, names []engine.Relation) (map[engine.Relation][]*relInfo, error) {
 	out := make(map[engine.Relation][]*relInfo, len(names))
 	var missing []engine.Relation
+	now := time.Now()
+	c.mu.Lock()
 	for _, n := range names {
-		if e, ok := c.byName[n]; ok && time.Since(e.loaded) <= catalogTTL {
+		if e, ok := c.byName[n]; ok && e.fresh(now) {
 			out[n] = e.rels
 		} else if !slices.Contains(missing, n) {
 			missing = append(missing, n)
 		}
 	}
+	c.mu.Unlock()
 	if len(missing) == 0 {
 		return out, nil
 	}
-	if len(c.byName)+len(missing) > maxCachedNames {
-		// Statements may name relations that do not exist, each a cached
-		// negative answer: bound the memory they can take.
-		c.byName = map[engine.Relation]nameEntry{}
-	}
+	gen := c.gen.Load()
 	params := make([][]byte, len(missing))
 	ph := make([]string, len(missing))
 	for i, n := range missing {
 		params[i] = []byte(n.Name)
 		ph[i] = "$" + strconv.Itoa(i+1)
 	}
-	rows, err := c.query("SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "+
+	rows, err := c.query(ctx, "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "+
 		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "+
 		"WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname IN ("+strings.Join(ph, ",")+")", params...)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
+	now = time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// An answer read before an invalidation is used but not kept.
+	keep := c.gen.Load() == gen
+	if keep && len(c.byName)+len(missing) > maxCachedNames {
+		// Statements may name relations that do not exist, each a cached
+		// negative answer: bound the memory they can take.
+		c.byName = map[engine.Relation]nameEntry{}
+	}
 	for _, n := range missing {
 		e := nameEntry{loaded: now}
 		for _, r := range rows {
@@ -136,16 +171,19 @@ func (c *catalog) lookupNames(names []engine.Relation) (map[engine.Relation][]*r
 				continue
 			}
 			oid, _ := strconv.ParseUint(string(r[0]), 10, 32)
-			e.rels = append(e.rels, c.rel(uint32(oid), string(r[1]), string(r[2]), r[3][0], now))
+			e.rels = append(e.rels, c.rel(uint32(oid), string(r[1]), string(r[2]), r[3][0]))
 		}
-		c.byName[n] = e
+		if keep {
+			c.byName[n] = e
+		}
 		out[n] = e.rels
 	}
 	return out, nil
 }
 
-// rel returns the cached relation for oid, replacing a stale one.
-func (c *catalog) rel(oid uint32, schema, name string, kind byte, now time.Time) *relInfo {
+// rel returns the cached relation for oid, replacing a stale one. c.mu is
+// held.
+func (c *catalog) rel(oid uint32, schema, name string, kind byte) *relInfo {
 	if r, ok := c.rels[oid]; ok && r.schema == schema && r.name == name && r.kind == kind {
 		return r
 	}
@@ -155,16 +193,19 @@ func (c *catalog) rel(oid uint32, schema, name string, kind byte, now time.Time)
 }
 
 // columns returns the relation's attribute names by attnum-1.
-func (c *catalog) columns(r *relInfo) ([]string, error) {
-	if r.cols != nil && time.Since(r.colsAt) <= catalogTTL {
-		return r.cols, nil
+func (c *catalog) columns(ctx context.Context, r *relInfo) ([]string, error) {
+	c.mu.Lock()
+	cols, at := r.cols, r.colsAt
+	c.mu.Unlock()
+	if cols != nil && time.Since(at) <= catalogTTL {
+		return cols, nil
 	}
-	rows, err := c.query("SELECT a.attnum, CASE WHEN a.attisdropped THEN '' ELSE a.attname END FROM pg_catalog.pg_attribute a "+
+	rows, err := c.query(ctx, "SELECT a.attnum, CASE WHEN a.attisdropped THEN '' ELSE a.attname END FROM pg_catalog.pg_attribute a "+
 		"WHERE a.attrelid = $1 AND a.attnum > 0 ORDER BY a.attnum", []byte(strconv.FormatUint(uint64(r.oid), 10)))
 	if err != nil {
 		return nil, err
 	}
-	cols := make([]string, 0, len(rows))
+	cols = make([]string, 0, len(rows))
 	for _, row := range rows {
 		n, _ := strconv.Atoi(string(row[0]))
 		for len(cols) < n-1 {
@@ -172,51 +213,52 @@ func (c *catalog) columns(r *relInfo) ([]string, error) {
 		}
 		cols = append(cols, string(row[1]))
 	}
+	c.mu.Lock()
 	r.cols, r.colsAt = cols, time.Now()
+	c.mu.Unlock()
 	return cols, nil
 }
 
-// viewOf traces a view (or materialized view) to base-table columns. The
-// answer is kept for the catalog TTL: a view redefined outside the gateway
-// is seen again after it.
-func (c *catalog) viewOf(r *relInfo, depth int) (*engine.View, error) {
+// viewOf traces a view (or materialized view) to base-table columns and
+// the base tables behind it. The answer is kept for the catalog TTL: a view
+// redefined outside the gateway is seen again after it.
+func (c *catalog) viewOf(ctx context.Context, r *relInfo, depth int) (*engine.View, []*relInfo, error) {
+	c.mu.Lock()
 	if (r.view != nil || r.viewErr != nil) && time.Since(r.viewAt) <= catalogTTL {
-		return r.view, r.viewErr
+		v, bases, err := r.view, r.bases, r.viewErr
+		c.mu.Unlock()
+		return v, bases, err
 	}
-	v, err := c.traceView(r, depth)
+	c.mu.Unlock()
+	v, bases, err := c.traceView(ctx, r, depth)
 	var te *transientError
 	if errors.As(err, &te) {
-		return nil, err // the next statement asks again
+		return nil, nil, err // the next statement asks again
 	}
-	r.view, r.viewErr, r.viewAt = v, err, time.Now()
-	return v, err
+	c.mu.Lock()
+	r.view, r.viewErr, r.viewAt, r.bases = v, err, time.Now(), bases
+	c.mu.Unlock()
+	return v, bases, err
 }
 
-// transientError is a catalog query or connection failure (as opposed to
-// a view that cannot be traced): never cached.
-type transientError struct{ err error }
-
-func (e *transientError) Error() string { return e.err.Error() }
-func (e *transientError) Unwrap() error { return e.err }
-
-func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
+func (c *catalog) traceView(ctx context.Context, r *relInfo, depth int) (*engine.View, []*relInfo, error) {
 	if depth > maxViewDepth {
-		return nil, errors.New("views nested too deeply")
+		return nil, nil, errors.New("views nested too deeply")
 	}
-	rows, err := c.query("SELECT pg_catalog.pg_get_viewdef($1::pg_catalog.oid)", []byte(strconv.FormatUint(uint64(r.oid), 10)))
+	rows, err := c.query(ctx, "SELECT pg_catalog.pg_get_viewdef($1::pg_catalog.oid)", []byte(strconv.FormatUint(uint64(r.oid), 10)))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(rows) != 1 || rows[0][0] == nil {
-		return nil, errors.New("no definition")
+		return nil, nil, errors.New("no definition")
 	}
 	def, err := sqlinspect.AnalyzeView(string(rows[0][0]))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	names, err := c.columns(r)
+	names, err := c.columns(ctx, r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	v := &engine.View{Schema: r.schema, Name: r.name}
 	// The relations the definition reads, and what is behind them.
@@ -226,9 +268,9 @@ func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 	for _, t := range def.Tables {
 		tableNames = append(tableNames, engine.Relation{Schema: t.Schema, Name: t.Name})
 	}
-	found, err := c.lookupNames(tableNames)
+	found, err := c.lookupNames(ctx, tableNames)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for _, n := range tableNames {
 		for _, br := range found[n] {
@@ -243,14 +285,14 @@ func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 				bases = append(bases, br)
 				continue
 			}
-			bv, err := c.viewOf(br, depth+1)
+			bv, bbases, err := c.viewOf(ctx, br, depth+1)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			for _, b := range bv.Behind {
 				add(b)
 			}
-			bases = append(bases, br.bases...)
+			bases = append(bases, bbases...)
 		}
 	}
 	// every is each column of every base table: what an untraceable
@@ -260,7 +302,7 @@ func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 	allColumns := func() ([]engine.ColumnRef, error) {
 		if !everyDone {
 			for _, b := range bases {
-				cols, err := c.columns(b)
+				cols, err := c.columns(ctx, b)
 				if err != nil {
 					return nil, err
 				}
@@ -287,7 +329,7 @@ func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 		}
 		for _, br := range rels {
 			if br.isView() {
-				bv, err := c.viewOf(br, depth+1)
+				bv, _, err := c.viewOf(ctx, br, depth+1)
 				if err != nil {
 					return nil, nil, err
 				}
@@ -309,7 +351,7 @@ func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 				}
 				continue
 			}
-			cols, err := c.columns(br)
+			cols, err := c.columns(ctx, br)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -321,28 +363,27 @@ func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 		}
 		return src, from, nil
 	}
-	r.bases = bases
 	if def.Opaque || len(def.Columns) != len(names) {
 		// Outputs cannot be told apart: each may carry any column read.
 		var from []engine.ColumnRef
 		for _, ref := range def.Refs {
 			_, f, err := trace(ref)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			from = appendRefs(from, f...)
 		}
 		for _, n := range names {
 			v.Columns = append(v.Columns, engine.ViewColumn{Name: n, From: from})
 		}
-		return v, nil
+		return v, bases, nil
 	}
 	for i, dc := range def.Columns {
 		vc := engine.ViewColumn{Name: names[i]}
 		for _, ref := range dc.From {
 			src, f, err := trace(ref)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			vc.From = appendRefs(vc.From, f...)
 			if dc.Source != nil {
@@ -351,23 +392,7 @@ func (c *catalog) traceView(r *relInfo, depth int) (*engine.View, error) {
 		}
 		v.Columns = append(v.Columns, vc)
 	}
-	return v, nil
-}
-
-// query runs one catalog query with text parameters. c.mu is held.
-func (c *catalog) query(sql string, params ...[]byte) ([][][]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.connect(ctx); err != nil {
-		return nil, &transientError{err}
-	}
-	res := c.conn.ExecParams(ctx, sql, params, nil, nil, nil).Read()
-	if res.Err != nil {
-		c.conn.Close(ctx)
-		c.conn = nil
-		return nil, &transientError{fmt.Errorf("catalog query: %w", res.Err)}
-	}
-	return res.Rows, nil
+	return v, bases, nil
 }
 
 func appendRef(list []engine.ColumnRef, r engine.ColumnRef) []engine.ColumnRef {
