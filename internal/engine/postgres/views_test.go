@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -244,5 +245,52 @@ func TestSuperuserWarning(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "upstream role is a superuser"); n != 1 {
 		t.Errorf("%d superuser warnings, want 1:\n%s", n, logs.String())
+	}
+}
+
+// TestCatalogLookupLeavesWithCaller: a lookup blocked by a client's lock
+// gives up at the catalog's lock_timeout, and a caller whose context ends
+// first stops waiting at once; lookups of other relations go on meanwhile.
+func TestCatalogLookupLeavesWithCaller(t *testing.T) {
+	pgtest.Need(t, shared)
+	db := shared.CreateDB(t)
+	shared.Exec(t, db, viewSchema)
+	ctx := context.Background()
+	locker, err := pgx.Connect(ctx, shared.DSN(db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Close(ctx)
+	tx, err := locker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, "lock table customers in access exclusive mode"); err != nil {
+		t.Fatal(err)
+	}
+	cat := postgres.NewCatalogForTest(engine.Upstream{Address: shared.Addr(), Database: db, Username: shared.User, Password: shared.Password, TLSMode: "disable"})
+	// Its caller leaves after 200 ms: it stops waiting then.
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if v, err := cat.Views(short, []engine.Relation{{Name: "v_cards"}}); err == nil {
+		t.Fatalf("a view over a locked table traced: %v", v)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("the caller waited %v after its context ended", d)
+	}
+	// A patient caller gets the lock-timeout error (fail closed), not a hang.
+	start = time.Now()
+	_, err = cat.Views(ctx, []engine.Relation{{Name: "v_cards"}})
+	if err == nil || !strings.Contains(err.Error(), "lock") {
+		t.Errorf("view over a locked table: %v, want a lock timeout", err)
+	}
+	if d := time.Since(start); d > 8*time.Second {
+		t.Errorf("the lookup took %v, beyond the catalog's lock_timeout", d)
+	}
+	// Another relation resolves meanwhile.
+	if v, err := cat.Views(ctx, []engine.Relation{{Name: "v_audit"}}); err != nil || len(v) != 1 {
+		t.Errorf("v_audit while customers is locked: %v, %v", v, err)
 	}
 }
