@@ -448,38 +448,52 @@ func (s *session) execute(ctx context.Context, body []byte) error {
 		return s.protocolError("malformed Execute message")
 	}
 	p := pending{kind: rExecute}
-	if pt := s.portals[name]; pt != nil {
-		if pt.stmt != nil && pt.approved == nil && !s.current(pt.stmt) {
-			// Decided under policies, access lists or grants no longer in
-			// force: decide again before it runs.
-			if !s.redecide(ctx, pt) {
+	pt := s.portals[name]
+	if pt == nil || pt.stmt == nil {
+		// Not a portal bound here with a statement the gateway decided:
+		// a cursor declared in SQL (DECLARE), or a Bind of a statement
+		// prepared in SQL (PREPARE). Its rows would pass without any
+		// decision's masking, so it is refused (fail closed); FETCH and
+		// EXECUTE in SQL are decided as statements. (A portal that does
+		// not exist at all PostgreSQL would refuse anyway.)
+		a := &access.Action{Session: s.sess, Kind: access.ActionStatement, Protocol: "extended",
+			Statement: "-- protocol Execute of portal " + strconv.Quote(name) + ", not bound with a statement parsed through the protocol"}
+		d := access.Decision{Verdict: access.Deny, Rule: rulePortal,
+			Reason: "gatehouse runs a protocol Execute only on portals bound with statements parsed through the protocol; read an SQL cursor with FETCH and run an SQL-prepared statement with EXECUTE"}
+		s.cp.Record(a, d, access.Outcome{Rows: -1, Error: "refused: unknown portal"})
+		s.denyExtended(d)
+		return nil
+	}
+	if pt.stmt != nil && pt.approved == nil && !s.current(pt.stmt) {
+		// Decided under policies, access lists or grants no longer in
+		// force: decide again before it runs.
+		if !s.redecide(ctx, pt) {
+			return nil
+		}
+	}
+	p.stmt, p.portal = pt.stmt, pt
+	if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
+		if pt.approved == nil {
+			d := s.hold(ctx, pt.stmt.action, pt.stmt.decision, pt.params)
+			if d.Allowed() && !s.current(pt.stmt) {
+				// Policies, access lists or grants changed while it
+				// waited: the approval was for a decision no longer
+				// in force.
+				d = access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule, ReviewID: d.ReviewID,
+					Reason: "approved, but the policies, access lists or grants changed while it waited, so it was not run; run it again"}
+				s.cp.Record(pt.stmt.action, d, access.Outcome{Rows: -1, Error: "refused: decision stale after approval"})
+			}
+			if !d.Allowed() {
+				s.denyExtended(d)
 				return nil
 			}
+			pt.approved = &d
 		}
-		p.stmt, p.portal = pt.stmt, pt
-		if pt.stmt != nil && pt.stmt.decision.Verdict == access.Hold {
-			if pt.approved == nil {
-				d := s.hold(ctx, pt.stmt.action, pt.stmt.decision, pt.params)
-				if d.Allowed() && !s.current(pt.stmt) {
-					// Policies, access lists or grants changed while it
-					// waited: the approval was for a decision no longer
-					// in force.
-					d = access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule, ReviewID: d.ReviewID,
-						Reason: "approved, but the policies, access lists or grants changed while it waited, so it was not run; run it again"}
-					s.cp.Record(pt.stmt.action, d, access.Outcome{Rows: -1, Error: "refused: decision stale after approval"})
-				}
-				if !d.Allowed() {
-					s.denyExtended(d)
-					return nil
-				}
-				pt.approved = &d
-			}
-			// Run with the approved decision (it names the review), keeping
-			// what Describe learnt of the statement's result.
-			ap := &prepared{action: pt.stmt.action, decision: *pt.approved}
-			ap.fields.Store(pt.stmt.fields.Load())
-			p.stmt = ap
-		}
+		// Run with the approved decision (it names the review), keeping
+		// what Describe learnt of the statement's result.
+		ap := &prepared{action: pt.stmt.action, decision: *pt.approved}
+		ap.fields.Store(pt.stmt.fields.Load())
+		p.stmt = ap
 	}
 	if p.stmt != nil {
 		// Each execution is a statement run: its decision is made durable
@@ -517,6 +531,10 @@ func (s *session) prunePortals() {
 		}
 	}
 }
+
+// rulePortal names refusals of an Execute on a portal the gateway did not
+// see bound (see execute).
+const rulePortal = "gatehouse/portal"
 
 // current reports whether ps's decision still stands (engine.Revalidator);
 // a checkpoint that cannot tell is trusted, as before.
