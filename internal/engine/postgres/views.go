@@ -17,7 +17,8 @@ import (
 // view's columns, and a statement names the view, not its tables; both are
 // traced here through the view definitions (pg_get_viewdef, analysed with
 // the same grammar as statements) down to base-table columns. Results are
-// cached in the per-target catalog with its TTL and DDL invalidation.
+// cached in the per-connection catalog (catalog.go) with its TTLs and DDL
+// invalidation.
 
 // relInfo is one relation of the target. oid, schema, name and kind never
 // change; the other fields are guarded by the catalog's mutex.
