@@ -110,6 +110,7 @@ func TestCatalogLockedTable(t *testing.T) {
 	if sqlstate(err) != "42501" || !strings.Contains(err.Error(), "catalog") {
 		t.Errorf("session B: want a 42501 catalog refusal, got %v", err)
 	}
+	t.Logf("session C answered in %v; session B refused after %v", cTook, bTook)
 	if bTook > 8*time.Second {
 		t.Errorf("session B waited %v: the catalog lookup should give up at its lock_timeout", bTook)
 	}

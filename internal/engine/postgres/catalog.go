@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -193,10 +192,12 @@ func (c *catalog) resolve(ctx context.Context, fs []field) ([]colName, error) {
 func (c *catalog) missingTables(fs []field) []string {
 	var missing []string
 	now := time.Now()
-	for i, f := range fs {
-		if f.tableOID == 0 || slices.ContainsFunc(fs[:i], func(g field) bool { return g.tableOID == f.tableOID }) {
+	seen := map[uint32]bool{}
+	for _, f := range fs {
+		if f.tableOID == 0 || seen[f.tableOID] {
 			continue
 		}
+		seen[f.tableOID] = true
 		t, ok := c.tables[f.tableOID]
 		if !ok || t.found && now.Sub(t.at) > catalogTTL || !t.found && now.Sub(t.at) > catalogMissTTL {
 			missing = append(missing, strconv.FormatUint(uint64(f.tableOID), 10))
