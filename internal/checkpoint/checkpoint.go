@@ -102,6 +102,7 @@ func (c *Checkpoint) check(ctx context.Context, a *access.Action, cat engine.Cat
 		}
 	}
 	if d.Verdict == access.Deny {
+		c.prepared.settle(a, false) // a denied PREPARE/DEALLOCATE never runs
 		// Denials are recorded now; allowed actions are recorded with their
 		// outcome by Record, held ones by Hold and the review's events.
 		c.audit.Append(statementEvent(a, d, nil))
@@ -186,6 +187,7 @@ func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcom
 		ch.statements.Inc()
 		ch.duration.Observe(o.Duration.Seconds())
 	}
+	c.prepared.settle(a, d.Allowed() && o.Error == "")
 	c.audit.Append(statementEvent(a, d, &o))
 }
 

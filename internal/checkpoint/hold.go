@@ -149,7 +149,7 @@ func (c *Checkpoint) factsJSON(ctx context.Context, a *access.Action, cat engine
 	if a.Kind != access.ActionStatement {
 		return nil
 	}
-	stmts, _, err := c.statements(ctx, a, cat)
+	stmts, _, _, err := c.statements(ctx, a, cat)
 	if err != nil {
 		return nil
 	}
