@@ -71,15 +71,20 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 			mask = d.Mask // plans are per session, identical for every statement
 		}
 	}
+	var recordText string
+	if carriesMasked(mask, raws, unknown) {
+		recordText = redactedText(a.Statement)
+	}
 	if worst.Verdict == policy.Review && onlyPrepare(raws) {
 		// PREPARE runs nothing: the statement is reviewed when EXECUTE
 		// runs it (EXECUTE is decided as the prepared statement).
 		worst.Verdict = policy.Allow
 	}
 	out := c.toAccess(worst)
+	out.RecordText = recordText
 	if out.Allowed() && a.Kind == access.ActionFunctionCall && !mask.Empty() {
 		// A fast-path call's result carries no column metadata to mask by.
-		return access.Decision{Verdict: access.Deny, Policy: worst.Policy, Rule: "gatehouse/masking",
+		return access.Decision{Verdict: access.Deny, Policy: worst.Policy, Rule: "gatehouse/masking", RecordText: recordText,
 			Reason: "fast-path function calls cannot be masked, and masking applies to this session; call the function with SELECT instead"}
 	}
 	if out.Allowed() || out.Verdict == access.Hold {
@@ -91,7 +96,7 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 		// What it runs was not prepared through this session's gateway (or
 		// not as far as the gateway knows): its masking checks cannot be
 		// made. Fail closed.
-		return access.Decision{Verdict: access.Deny, Policy: out.Policy, Rule: "gatehouse/masking",
+		return access.Decision{Verdict: access.Deny, Policy: out.Policy, Rule: "gatehouse/masking", RecordText: recordText,
 			Reason: fmt.Sprintf("gatehouse does not know what prepared statement %q runs, so it cannot check it against masking; PREPARE it again through gatehouse", unknown[0])}
 	}
 	return out

@@ -190,4 +190,5 @@ func (c *Checkpoint) EndSession(id string) {
 	c.prepared.mu.Lock()
 	delete(c.prepared.m, id)
 	c.prepared.mu.Unlock()
+	c.redact.endSession(id)
 }
