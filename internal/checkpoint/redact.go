@@ -18,11 +18,13 @@ const redactedValue = "[REDACTED]"
 const withheldText = "-- statement text withheld: it may carry values of masked columns, and gatehouse could not find its literals"
 
 // carriesMasked reports whether a statement's literals or parameters may be
-// values of masked columns: it names a masked column anywhere (an INSERT
-// target column, a SET target, a comparison, a select list), writes a
-// table that has masked columns (an INSERT without a column list, COPY
-// FROM), or runs a prepared statement the gateway does not know (fail
-// closed: what cannot be attributed is treated as masked).
+// values of masked columns: it names a masked column where a value can go
+// or be compared (an INSERT target column, a SET target, WHERE, JOIN, an
+// expression in the select list…; a masked column merely selected is not
+// such a place), writes a table with masked columns without naming its
+// target columns (INSERT without a column list, COPY FROM, MERGE), or runs
+// a prepared statement the gateway does not know (fail closed: what cannot
+// be attributed is treated as masked).
 func carriesMasked(plan policy.MaskPlan, raws []*sqlinspect.Statement, unknown []string) bool {
 	if len(plan.Columns) == 0 {
 		return false
@@ -32,14 +34,39 @@ func carriesMasked(plan policy.MaskPlan, raws []*sqlinspect.Statement, unknown [
 	}
 	for _, st := range raws {
 		for _, t := range st.Tables {
-			if t.Write && tableHasMaskRule(plan, t.Schema, t.Name) {
+			if !t.Write || !tableHasMaskRule(plan, t.Schema, t.Name) {
+				continue
+			}
+			switch st.Kind {
+			case "update", "delete", "truncate":
+				// SET targets are listed as columns; DELETE and TRUNCATE
+				// write no values.
+			case "insert", "copy_from":
+				if !namesTargets(st, t.Name) {
+					return true
+				}
+			default:
 				return true
 			}
 		}
 		for _, c := range st.Columns {
+			if (c.Clause == "select" || c.Clause == "returning") && (c.Bare || c.Star) {
+				continue // passed through, carries no value of the statement's
+			}
 			if columnMasked(plan, st, c) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// namesTargets reports whether an INSERT or COPY FROM lists the columns of
+// table it writes.
+func namesTargets(st *sqlinspect.Statement, table string) bool {
+	for _, c := range st.Columns {
+		if c.Clause == "insert" && (c.Table == "" || c.Table == table) {
+			return true
 		}
 	}
 	return false

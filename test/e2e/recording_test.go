@@ -58,8 +58,9 @@ var rawValues = []string{"4111111111111111", "5500005555555559", "ann@example.co
 func TestRecordingReplay(t *testing.T) {
 	logs := &syncBuffer{}
 	e := startEnv(t, envOpts{policies: recordingPolicies, access: `["group:agents"]`, logs: logs})
-	// Loaded straight into PostgreSQL: through the gateway the INSERT's
-	// own text (raw values) would be in the audit log, as it should be.
+	// Loaded straight into PostgreSQL: the agents' policy (derived: deny)
+	// refuses them writes to masked columns. (Through the gateway the
+	// INSERT's values would be recorded redacted: TestRecordingMaskedWrites.)
 	e.pg.Exec(t, e.db, `
 create table customers (id int primary key, name text, email text, card_number text);
 insert into customers values (1, 'Ann', 'ann@example.com', '4111111111111111'), (2, 'Bob', 'bob@corp.test', '5500005555555559');`)
