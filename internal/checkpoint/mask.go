@@ -55,6 +55,14 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 			if !columnMasked(plan, st, c) {
 				continue
 			}
+			if c.Clause == "values" && (st.Kind == "insert" || st.Kind == "merge") {
+				// INSERT … SELECT masked / VALUES ((SELECT masked …)): the
+				// value is written into a table, where masking of results
+				// (derived: mask) never sees it.
+				d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
+				d.Reason = fmt.Sprintf("this would copy masked column %s into a table, unmasked; select the column instead (it will be masked)", colName(c))
+				return
+			}
 			switch c.Clause {
 			case "select", "returning", "other", "values", "insert", "set":
 				if c.Bare && c.Clause == "select" {

@@ -94,6 +94,14 @@ insert into customers values
 			"create temp table copied as execute q",
 			"select * from copied",
 		}},
+		{name: "insert select copies masked", steps: []string{
+			"create temp table probe (note text)",
+			"insert into probe select upper(ssn) from customers",
+			"insert into probe (note) values ((select ssn from customers limit 1))",
+			"prepare c as insert into probe select ssn from customers",
+			"execute c",
+			"select * from probe",
+		}},
 		{name: "create table as select plain (direct form)", steps: []string{
 			"create temp table copied as select ssn from customers",
 			"select * from copied",
