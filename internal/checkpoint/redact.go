@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"regexp"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/policy"
@@ -105,6 +106,9 @@ const redactionsPerSession = 4096
 type redactions struct {
 	mu sync.Mutex
 	m  map[string]*sessionRedactions
+	// sessions counts the entries of m, so the common case — no session
+	// has anything to redact — takes no lock.
+	sessions atomic.Int64
 }
 
 type sessionRedactions struct {
@@ -114,7 +118,7 @@ type sessionRedactions struct {
 
 // note remembers (text != "") or forgets the recorded text of a.
 func (r *redactions) note(a *access.Action, text string) {
-	if a.Session == nil {
+	if a.Session == nil || (text == "" && r.sessions.Load() == 0) {
 		return
 	}
 	r.mu.Lock()
@@ -132,6 +136,7 @@ func (r *redactions) note(a *access.Action, text string) {
 	if s == nil {
 		s = &sessionRedactions{text: map[*access.Action]string{}}
 		r.m[a.Session.ID] = s
+		r.sessions.Add(1)
 	}
 	if len(s.text) >= redactionsPerSession {
 		s.all = true
@@ -141,7 +146,7 @@ func (r *redactions) note(a *access.Action, text string) {
 }
 
 func (r *redactions) get(a *access.Action) (string, bool) {
-	if a.Session == nil {
+	if a.Session == nil || r.sessions.Load() == 0 {
 		return "", false
 	}
 	r.mu.Lock()
@@ -162,7 +167,7 @@ func (r *redactions) get(a *access.Action) (string, bool) {
 // done forgets a once its outcome is recorded, unless it may run again
 // (an extended-protocol statement is executed once per Execute).
 func (r *redactions) done(a *access.Action) {
-	if a.Protocol == "extended" || a.Session == nil {
+	if a.Protocol == "extended" || a.Session == nil || r.sessions.Load() == 0 {
 		return
 	}
 	r.mu.Lock()
@@ -173,8 +178,14 @@ func (r *redactions) done(a *access.Action) {
 }
 
 func (r *redactions) endSession(id string) {
+	if r.sessions.Load() == 0 {
+		return
+	}
 	r.mu.Lock()
-	delete(r.m, id)
+	if _, ok := r.m[id]; ok {
+		delete(r.m, id)
+		r.sessions.Add(-1)
+	}
 	r.mu.Unlock()
 }
 
