@@ -172,6 +172,11 @@ type Decision struct {
 	AuditID uint64 `json:"-"`
 	// Basis is the state the decision was made in; see Basis.
 	Basis Basis `json:"-"`
+	// RecordText, when set, is the text the audit records for the
+	// statement instead of its own: it may carry values of masked columns
+	// (it writes or compares them, or what it runs is unknown), so its
+	// literals are replaced, and its bound parameters are recorded redacted.
+	RecordText string `json:"-"`
 }
 
 // Basis is what a decision was made under. An engine that runs a statement

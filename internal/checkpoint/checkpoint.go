@@ -45,6 +45,10 @@ type Checkpoint struct {
 	// durable journals decisions before they run; nil = audit.durability
 	// off.
 	durable *durability
+	// redact remembers which actions' text and parameters the audit must
+	// record redacted (Decision.RecordText), for events recorded with a
+	// decision made after the checkpoint's.
+	redact redactions
 }
 
 type children struct {
@@ -101,10 +105,13 @@ func (c *Checkpoint) check(ctx context.Context, a *access.Action, cat engine.Cat
 			c.child(a.Session.Target.Type, d.Verdict).statements.Inc()
 		}
 	}
+	c.redact.note(a, d.RecordText)
 	if d.Verdict == access.Deny {
+		c.prepared.settle(a, false) // a denied PREPARE/DEALLOCATE never runs
 		// Denials are recorded now; allowed actions are recorded with their
 		// outcome by Record, held ones by Hold and the review's events.
-		c.audit.Append(statementEvent(a, d, nil))
+		c.audit.Append(c.statementEvent(a, d, nil))
+		c.redact.done(a)
 	}
 	return d, nil
 }
@@ -186,7 +193,9 @@ func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcom
 		ch.statements.Inc()
 		ch.duration.Observe(o.Duration.Seconds())
 	}
-	c.audit.Append(statementEvent(a, d, &o))
+	c.prepared.settle(a, d.Allowed() && o.Error == "")
+	c.audit.Append(c.statementEvent(a, d, &o))
+	c.redact.done(a)
 }
 
 // statementDetail is the Detail of a statement event.
@@ -215,7 +224,8 @@ type statementDetail struct {
 	Outcome string `json:"outcome,omitempty"`
 }
 
-func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audit.Event {
+func (c *Checkpoint) statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audit.Event {
+	text, redact := c.recordText(a, d)
 	s := a.Session
 	det := &statementDetail{Kind: a.Kind, Protocol: a.Protocol, Prepared: a.Prepared, Policy: d.Policy, Rule: d.Rule,
 		ReviewID: d.ReviewID, Approvers: d.Approvers, DecisionID: d.AuditID}
@@ -226,7 +236,7 @@ func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audi
 			det.Rows = &rows
 		}
 		det.Command, det.Error = o.Command, o.Error
-		recordOutcome(det, d, o)
+		recordOutcome(det, o, redact)
 	}
 	e := audit.Event{
 		Type:        audit.TypeStatement,
@@ -234,7 +244,7 @@ func statementEvent(a *access.Action, d access.Decision, o *access.Outcome) audi
 		Connection:  s.Target.Name,
 		Decision:    d.Verdict.String(),
 		Reason:      d.Reason,
-		Statement:   a.Statement,
+		Statement:   text,
 		DetailValue: det,
 		JournalID:   d.AuditID,
 	}

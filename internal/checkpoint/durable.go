@@ -61,8 +61,9 @@ func (c *Checkpoint) Commit(a *access.Action, d *access.Decision) error {
 		return c.refuse(a, d, cause, msg)
 	}
 	s := a.Session
+	text, _ := c.recordText(a, *d)
 	e := journal.Entry{Time: time.Now().UnixNano(), SessionID: s.ID, Connection: s.Target.Name,
-		Decision: d.Verdict.String(), Reason: d.Reason, Statement: a.Statement, Kind: string(a.Kind),
+		Decision: d.Verdict.String(), Reason: d.Reason, Statement: text, Kind: string(a.Kind),
 		Protocol: a.Protocol, Prepared: a.Prepared, Policy: d.Policy, Rule: d.Rule, ReviewID: d.ReviewID,
 		Approvers: d.Approvers}
 	if s.Principal != nil {
@@ -139,7 +140,7 @@ func (c *Checkpoint) refuse(a *access.Action, d *access.Decision, cause, msg err
 	}
 	denied := access.Decision{Verdict: access.Deny, Rule: "gatehouse/audit", Reason: msg.Error(),
 		Code: "58000", Policy: d.Policy}
-	c.audit.Append(statementEvent(a, denied, nil))
+	c.audit.Append(c.statementEvent(a, denied, nil))
 	return msg
 }
 

@@ -65,21 +65,28 @@ func (c *Checkpoint) hold(ctx context.Context, a *access.Action, d access.Decisi
 	if c.approvals == nil || d.Verdict != access.Hold || d.Review == nil {
 		out := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
 			Reason: "this statement needs approval, and approvals are not enabled on this gateway, so it was not run"}
-		c.audit.Append(statementEvent(a, out, nil))
+		c.audit.Append(c.statementEvent(a, out, nil))
 		return out
 	}
 	kinds := maskEntityKinds(d.Mask)
+	text, redact := c.recordText(a, d)
 	shown := make([]string, len(hc.Params))
 	for i, p := range hc.Params {
+		if redact {
+			// Approvers see what the audit keeps: values bound for masked
+			// columns stay hidden.
+			shown[i] = redactedValue
+			continue
+		}
 		shown[i], _ = masking.MaskEntities(p, kinds)
 	}
-	req := approval.Request{Session: a.Session, Protocol: a.Protocol, Statement: a.Statement,
+	req := approval.Request{Session: a.Session, Protocol: a.Protocol, Statement: text,
 		Params: shown, Facts: c.factsJSON(ctx, a, cat), History: hc.History, Decision: d}
 	t, err := c.approvals.Service.Open(ctx, req)
 	if err != nil {
 		out := access.Decision{Verdict: access.Deny, Policy: d.Policy, Rule: d.Rule,
 			Reason: "this statement needs approval, but gatehouse could not record the review, so it was not run (fail closed); try again or ask the operator to check the gateway's store"}
-		c.audit.Append(statementEvent(a, out, &access.Outcome{Rows: -1, Error: err.Error()}))
+		c.audit.Append(c.statementEvent(a, out, &access.Outcome{Rows: -1, Error: err.Error()}))
 		return out
 	}
 	if !t.Remembered && notify != nil {
@@ -108,7 +115,7 @@ func (c *Checkpoint) hold(ctx context.Context, a *access.Action, d access.Decisi
 		// statement, so drivers treat it as the cancel they asked for.
 		out.Code = "57014"
 	}
-	c.audit.Append(statementEvent(a, out, &access.Outcome{Rows: -1, Error: "not run: review " + string(r.Status)}))
+	c.audit.Append(c.statementEvent(a, out, &access.Outcome{Rows: -1, Error: "not run: review " + string(r.Status)}))
 	return out
 }
 
@@ -149,7 +156,7 @@ func (c *Checkpoint) factsJSON(ctx context.Context, a *access.Action, cat engine
 	if a.Kind != access.ActionStatement {
 		return nil
 	}
-	stmts, _, err := c.statements(ctx, a, cat)
+	stmts, _, _, err := c.statements(ctx, a, cat)
 	if err != nil {
 		return nil
 	}

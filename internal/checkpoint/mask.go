@@ -44,9 +44,24 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 			d.Reason = "COPY TO of a table with masked columns is refused; select the columns instead, so they can be masked"
 			return
 		}
+		if (st.Kind == "create_table_as" || st.Kind == "create_materialized_view") && readsMasked(plan, facts) != "" {
+			// The values land in a new table, whose columns no rule masks:
+			// neither the wire metadata nor derived: mask can follow them.
+			d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
+			d.Reason = fmt.Sprintf("CREATE TABLE AS / SELECT INTO / CREATE MATERIALIZED VIEW would copy masked column %s into a new table, unmasked; select the column instead (it will be masked)", readsMasked(plan, facts))
+			return
+		}
 		for _, c := range st.Columns {
 			if !columnMasked(plan, st, c) {
 				continue
+			}
+			if c.Clause == "values" && (st.Kind == "insert" || st.Kind == "merge") {
+				// INSERT … SELECT masked / VALUES ((SELECT masked …)): the
+				// value is written into a table, where masking of results
+				// (derived: mask) never sees it.
+				d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
+				d.Reason = fmt.Sprintf("this would copy masked column %s into a table, unmasked; select the column instead (it will be masked)", colName(c))
+				return
 			}
 			switch c.Clause {
 			case "select", "returning", "other", "values", "insert", "set":
@@ -71,6 +86,18 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 			}
 		}
 	}
+}
+
+// readsMasked names a masked column any of facts uses, or "".
+func readsMasked(plan policy.MaskPlan, facts []*sqlinspect.Statement) string {
+	for _, st := range facts {
+		for _, c := range st.Columns {
+			if columnMasked(plan, st, c) {
+				return colName(c)
+			}
+		}
+	}
+	return ""
 }
 
 // serverFileFunctions read (or list, or write) files on the database

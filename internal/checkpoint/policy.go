@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/access"
@@ -28,6 +27,7 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 	in := policy.InputFor(a, time.Now())
 	var stmts []policy.Statement
 	var raws []*sqlinspect.Statement
+	var unknown []string
 	if a.Kind == access.ActionStatement {
 		if !set.ReadsRelations() {
 			// No rule reads tables or columns and nothing is masked: what
@@ -37,7 +37,7 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 			cat = nil
 		}
 		var err error
-		if stmts, raws, err = c.statements(ctx, a, cat); err != nil {
+		if stmts, raws, unknown, err = c.statements(ctx, a, cat); err != nil {
 			var ce *catalogError
 			if errors.As(err, &ce) {
 				return access.Decision{Verdict: access.Deny, Rule: "gatehouse/catalog", Reason: ce.Error()}
@@ -71,21 +71,33 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 			mask = d.Mask // plans are per session, identical for every statement
 		}
 	}
+	var recordText string
+	if carriesMasked(mask, raws, unknown) {
+		recordText = redactedText(a.Statement)
+	}
 	if worst.Verdict == policy.Review && onlyPrepare(raws) {
 		// PREPARE runs nothing: the statement is reviewed when EXECUTE
 		// runs it (EXECUTE is decided as the prepared statement).
 		worst.Verdict = policy.Allow
 	}
 	out := c.toAccess(worst)
+	out.RecordText = recordText
 	if out.Allowed() && a.Kind == access.ActionFunctionCall && !mask.Empty() {
 		// A fast-path call's result carries no column metadata to mask by.
-		return access.Decision{Verdict: access.Deny, Policy: worst.Policy, Rule: "gatehouse/masking",
+		return access.Decision{Verdict: access.Deny, Policy: worst.Policy, Rule: "gatehouse/masking", RecordText: recordText,
 			Reason: "fast-path function calls cannot be masked, and masking applies to this session; call the function with SELECT instead"}
 	}
 	if out.Allowed() || out.Verdict == access.Hold {
 		// A held statement gets its mask plan now: what masking would
 		// refuse is refused before anyone is asked to approve it.
 		maskDecision(&out, mask, raws)
+	}
+	if (out.Allowed() || out.Verdict == access.Hold) && len(unknown) > 0 && len(mask.Columns) > 0 {
+		// What it runs was not prepared through this session's gateway (or
+		// not as far as the gateway knows): its masking checks cannot be
+		// made. Fail closed.
+		return access.Decision{Verdict: access.Deny, Policy: out.Policy, Rule: "gatehouse/masking", RecordText: recordText,
+			Reason: fmt.Sprintf("gatehouse does not know what prepared statement %q runs, so it cannot check it against masking; PREPARE it again through gatehouse", unknown[0])}
 	}
 	return out
 }
@@ -166,18 +178,18 @@ func toAccessMask(m policy.MaskPlan) *access.MaskPlan {
 // statements returns the policy view of the statements in a.Statement,
 // including wrapped ones and MERGE actions, seen through views when the
 // session has a catalog, and follows SQL-level PREPARE/EXECUTE within the
-// session so EXECUTE is decided as the statement it runs.
-func (c *Checkpoint) statements(ctx context.Context, a *access.Action, cat engine.Catalog) ([]policy.Statement, []*sqlinspect.Statement, error) {
+// session so EXECUTE is decided — by the rules and by the masking checks —
+// as the statement it runs (its raw facts are returned with the others).
+// unknown lists the EXECUTEd names the gateway knows no statement for.
+func (c *Checkpoint) statements(ctx context.Context, a *access.Action, cat engine.Catalog) (out []policy.Statement, raws []*sqlinspect.Statement, unknown []string, err error) {
 	facts, err := c.inspect(a.Statement)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	views, err := lookupViews(ctx, cat, facts)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	var out []policy.Statement
-	var raws []*sqlinspect.Statement
 	for i := range facts.Statements {
 		st := expandViews(&facts.Statements[i], views)
 		out = appendPolicy(out, st)
@@ -188,22 +200,25 @@ func (c *Checkpoint) statements(ctx context.Context, a *access.Action, cat engin
 		}
 		switch st.Kind {
 		case "prepare":
-			if st.Wraps != nil && a.Session != nil {
-				c.prepared.put(a.Session.ID, st.Name, appendPolicy(nil, st.Wraps))
-			}
-		case "execute":
-			if a.Session != nil {
-				if p, ok := c.prepared.get(a.Session.ID, st.Name); ok {
-					out = append(out, p...)
-				}
-			}
+			c.prepared.prepare(a, st.Name, st.Wraps)
 		case "deallocate":
-			if a.Session != nil {
-				c.prepared.drop(a.Session.ID, st.Name)
+			c.prepared.deallocate(a, st.Name)
+		}
+		// EXECUTE may be wrapped: EXPLAIN ANALYZE EXECUTE p, CREATE TABLE
+		// … AS EXECUTE p.
+		for w := st; w != nil; w = w.Wraps {
+			if w.Kind != "execute" || a.Session == nil {
+				continue
+			}
+			if p, r, ok := c.prepared.lookup(a.Session.ID, w.Name); ok {
+				out = append(out, p...)
+				raws = append(raws, r...)
+			} else {
+				unknown = append(unknown, w.Name)
 			}
 		}
 	}
-	return out, raws, nil
+	return out, raws, unknown, nil
 }
 
 // appendPolicy appends the policy view of st and of its MERGE actions: a
@@ -253,42 +268,3 @@ func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 	}
 	return ps
 }
-
-// preparedStatements remembers, per session, what each SQL-level PREPAREd
-// statement runs.
-type preparedStatements struct {
-	mu sync.Mutex
-	m  map[string]map[string][]policy.Statement // session id → name → statement (and its MERGE actions)
-}
-
-func (p *preparedStatements) put(session, name string, st []policy.Statement) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.m == nil {
-		p.m = map[string]map[string][]policy.Statement{}
-	}
-	if p.m[session] == nil {
-		p.m[session] = map[string][]policy.Statement{}
-	}
-	p.m[session][strings.ToLower(name)] = st
-}
-
-func (p *preparedStatements) get(session, name string) ([]policy.Statement, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	st, ok := p.m[session][strings.ToLower(name)]
-	return st, ok
-}
-
-func (p *preparedStatements) drop(session, name string) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if name == "" {
-		delete(p.m, session)
-		return
-	}
-	delete(p.m[session], strings.ToLower(name))
-}
-
-// EndSession forgets a session's state; call it when the session closes.
-func (c *Checkpoint) EndSession(id string) { c.prepared.drop(id, "") }

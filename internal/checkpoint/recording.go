@@ -13,7 +13,13 @@ import (
 // narrower list is about what the client may see, not what the audit may
 // keep) — so no card number, e-mail address or secret reaches the audit
 // store even from a column the policy leaves unmasked.
-func recordOutcome(det *statementDetail, d access.Decision, o *access.Outcome) {
+//
+// redact is set for a statement that may carry values of masked columns
+// (Decision.RecordText): its parameters are recorded as redactedValue, and
+// quoted values in its error and notices (PostgreSQL quotes the offending
+// value: invalid input syntax for type integer: "…", Key (ssn)=(…)) are
+// replaced too.
+func recordOutcome(det *statementDetail, o *access.Outcome, redact bool) {
 	if len(o.Params) == 0 && len(o.Sample) == 0 && len(o.Notices) == 0 && len(o.Columns) == 0 && o.Error == "" {
 		return
 	}
@@ -22,20 +28,28 @@ func recordOutcome(det *statementDetail, d access.Decision, o *access.Outcome) {
 		out, _ := masking.MaskEntities(v, kinds)
 		return out
 	}
+	text := mask // errors and notices
+	if redact {
+		text = func(v string) string { return mask(redactQuoted(v)) }
+	}
 	det.Columns, det.SampleTruncated = o.Columns, o.SampleTruncated
 	if o.Error != "" {
-		det.Error = mask(o.Error)
+		det.Error = text(o.Error)
 	}
 	if len(o.Params) > 0 {
 		det.Params = make([]string, len(o.Params))
 		for i, p := range o.Params {
-			det.Params[i] = mask(p)
+			if redact {
+				det.Params[i] = redactedValue
+			} else {
+				det.Params[i] = mask(p)
+			}
 		}
 	}
 	if len(o.Notices) > 0 {
 		det.Notices = make([]string, len(o.Notices))
 		for i, n := range o.Notices {
-			det.Notices[i] = mask(n)
+			det.Notices[i] = text(n)
 		}
 	}
 	if len(o.Sample) > 0 {

@@ -147,7 +147,7 @@ func TestViewsPolicyFacts(t *testing.T) {
 		}
 	}
 	// The policy facts name the tables as written: public tables unqualified.
-	stmts, _, err := cp.statements(context.Background(), action("agents", "insert into v_audit select * from sales.v_orders"), cat)
+	stmts, _, _, err := cp.statements(context.Background(), action("agents", "insert into v_audit select * from sales.v_orders"), cat)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func TestMergeDecidedAsItsActions(t *testing.T) {
 	if d := cp.decide(context.Background(), action("admins", "prepare m2 as merge into probe c using (select 1 as id) s on c.id = s.id when matched then delete"), nil); !d.Allowed() {
 		t.Fatalf("prepare: %+v", d)
 	}
-	stmts, _, err := cp.statements(context.Background(), action("admins", "execute m2"), nil)
+	stmts, _, _, err := cp.statements(context.Background(), action("admins", "execute m2"), nil)
 	if err != nil || len(stmts) != 3 || stmts[2].Kind != "delete" || !stmts[2].HasWhere {
 		t.Errorf("execute: %+v %v", stmts, err)
 	}

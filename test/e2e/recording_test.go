@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -13,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse/gatehouse/internal/adminapi"
 	"github.com/gatehouse/gatehouse/internal/audit"
@@ -55,8 +58,9 @@ var rawValues = []string{"4111111111111111", "5500005555555559", "ann@example.co
 func TestRecordingReplay(t *testing.T) {
 	logs := &syncBuffer{}
 	e := startEnv(t, envOpts{policies: recordingPolicies, access: `["group:agents"]`, logs: logs})
-	// Loaded straight into PostgreSQL: through the gateway the INSERT's
-	// own text (raw values) would be in the audit log, as it should be.
+	// Loaded straight into PostgreSQL: the agents' policy (derived: deny)
+	// refuses them writes to masked columns. (Through the gateway the
+	// INSERT's values would be recorded redacted: TestRecordingMaskedWrites.)
 	e.pg.Exec(t, e.db, `
 create table customers (id int primary key, name text, email text, card_number text);
 insert into customers values (1, 'Ann', 'ann@example.com', '4111111111111111'), (2, 'Bob', 'bob@corp.test', '5500005555555559');`)
@@ -271,4 +275,132 @@ func psqlTable(out string) string {
 		}
 	}
 	return ""
+}
+
+// writePolicies mask three columns for agents and let them write.
+const writePolicies = `
+policies:
+  - name: agents
+    connections: [orders]
+    principals: ["group:agents"]
+    rules:
+      - allow: "true"
+    default: deny
+    masking:
+      columns:
+        - { column: "customers.card_number", method: last4 }
+        - { column: "customers.ssn", method: "null" }
+        - { column: "customers.note", method: redact }
+      entities: [credit_card, email]
+      derived: mask
+`
+
+// TestRecordingMaskedWrites: values written to masked columns — bound
+// parameters of the extended protocol (pgx) and literals in the text of
+// simple-protocol statements (psql) — never reach the audit store, the
+// export, `audit replay` or the log, even when no entity detector
+// recognises them (a card number failing Luhn, a free-text note, an SSN
+// with an invalid area number). A statement refused for comparing a masked
+// column with a literal is recorded without the literal too.
+func TestRecordingMaskedWrites(t *testing.T) {
+	logs := &syncBuffer{}
+	e := startEnv(t, envOpts{policies: writePolicies, access: `["group:agents"]`, logs: logs})
+	e.pg.Exec(t, e.db, `
+create table customers (id int primary key, name text, ssn text, card_number text, note text);
+insert into customers values (1, 'Ann', '078-05-1120', '4111111111111111', 'n1'), (2, 'Bob', '219-09-9999', '5500005555555559', 'n2');`)
+	admin := e.token("root", "platform-admins")
+	agent := e.token("agent-7", "agents")
+	secrets := []string{"987-65-4329", "4111111111111112", "sekrit-note-3", "5500005555555550", "sekrit-note-7",
+		"987-65-4328", "4111111111111113", "sekrit-note-4", "sekrit-note-5", "987-65-4327", "sekrit-note-6"}
+
+	// Extended protocol: the values are bound parameters.
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, e.dsn("orders", agent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []struct {
+		sql  string
+		args []any
+	}{
+		{"insert into customers (id, name, ssn, card_number, note) values ($1, $2, $3, $4, $5)", []any{3, "Cy", "987-65-4329", "4111111111111112", "sekrit-note-3"}},
+		{"update customers set card_number = $1 where id = $2", []any{"5500005555555550", 2}},
+		{"update customers set name = $2, note = $1 where id = $3", []any{"sekrit-note-7", "Bo", 2}},
+	} {
+		if _, err := c.Exec(ctx, s.sql, s.args...); err != nil {
+			t.Fatalf("%s: %v", s.sql, err)
+		}
+	}
+	c.Close(ctx)
+
+	// Simple protocol: the values are literals in the text.
+	out, _ := e.runErr(agent, "psql", "-X",
+		"-c", "insert into customers (id, name, ssn, card_number, note) values (4, 'Di', '987-65-4328', '4111111111111113', 'sekrit-note-4')",
+		"-c", "update customers set note = 'sekrit-note-5' where id = 1",
+		"-c", "select id from customers where ssn = '987-65-4327'",
+		"-c", "insert into customers values (5, 'Ed', null, null, $$sekrit-note-6$$)")
+	if !strings.Contains(out, "INSERT 0 1") || !strings.Contains(out, "UPDATE 1") || !strings.Contains(out, "may not be used in WHERE") {
+		t.Fatalf("psql:\n%s", out)
+	}
+	up, err := pgx.Connect(ctx, shared.DSN(e.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close(ctx)
+	var n int
+	if err := up.QueryRow(ctx, "select count(*) from customers where note like 'sekrit-note-%'").Scan(&n); err != nil || n != 5 {
+		t.Fatalf("the writes did not all run: %d notes written", n)
+	}
+
+	// Every statement is in the audit log, with its parameters.
+	var evs []audit.Event
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		evs = e.events(t, "limit=1000&principal=agent-7")
+		stmts, params := 0, 0
+		for _, ev := range evs {
+			if ev.Type == audit.TypeStatement {
+				stmts++
+				var det struct {
+					Params []string `json:"params"`
+				}
+				if json.Unmarshal(ev.Detail, &det) == nil && len(det.Params) > 0 {
+					params++
+				}
+			}
+		}
+		if stmts >= 7 && params >= 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit log holds %d statements, %d with parameters", stmts, params)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	apiOut, _ := json.Marshal(evs)
+	export := filepath.Join(e.dir, "audit.jsonl")
+	e.runCLI(admin, "audit", "export", "--out", export)
+	exported, _ := os.ReadFile(export)
+	places := map[string][]byte{"audit API": apiOut, "export": exported, "gateway log": []byte(logs.String())}
+	var l adminapi.SessionList
+	if err := json.Unmarshal([]byte(e.runCLI(admin, "audit", "sessions", "--principal", "agent-7", "-o", "json")), &l); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range l.Sessions {
+		replay := e.runCLI(admin, "audit", "replay", s.ID)
+		t.Logf("replay:\n%s", replay)
+		places["replay "+s.ID] = []byte(replay)
+	}
+	files, _ := filepath.Glob(filepath.Join(e.dir, "data", "*"))
+	for _, f := range files {
+		if b, err := os.ReadFile(f); err == nil {
+			places[f] = b
+		}
+	}
+	for where, b := range places {
+		for _, v := range secrets {
+			if bytes.Contains(b, []byte(v)) {
+				t.Errorf("%s contains the raw value %q", where, v)
+			}
+		}
+	}
 }

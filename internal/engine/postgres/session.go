@@ -257,7 +257,13 @@ func (s *session) clientLoop(ctx context.Context) error {
 // check asks the checkpoint; a checkpoint failure denies (fail closed).
 func (s *session) check(ctx context.Context, a *access.Action) access.Decision {
 	d, err := s.cp.Check(ctx, a)
-	defer s.history.add(a.Statement)
+	// Approvers of a later held statement see this one as the audit
+	// records it: literals replaced when they may be masked values.
+	text := a.Statement
+	if d.RecordText != "" {
+		text = d.RecordText
+	}
+	defer s.history.add(text)
 	if err != nil {
 		s.log.Error("checkpoint failed; denying", "err", err)
 		return access.Decision{Verdict: access.Deny,
