@@ -37,3 +37,17 @@ func TestWriterSkipsLingerWhenBacklogged(t *testing.T) {
 	// The last event is alone in the queue, so the writer now lingers (an
 	// hour); the test ends without Close rather than waiting for it.
 }
+
+// TestAppendAfterClose: an event appended after Close (a review expiring
+// during shutdown) is counted as late, not a panic on the closed queue.
+func TestAppendAfterClose(t *testing.T) {
+	l := NewLog(&countSink{}, 0, nil)
+	l.Append(Event{Type: TypeStatement})
+	if err := l.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l.Append(Event{Type: TypeStatement})
+	if l.Late() != 1 {
+		t.Fatalf("Late() = %d, want 1", l.Late())
+	}
+}

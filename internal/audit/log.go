@@ -49,6 +49,13 @@ type Log struct {
 	log     *slog.Logger
 	done    chan struct{}
 	closing sync.Once
+	// mu orders Append against Close: Appends hold it shared while they
+	// send, Close exclusively while it closes ch, so an event that arrives
+	// after Close (a late review or grant event during shutdown) is counted
+	// and logged as lost instead of panicking on the closed channel.
+	mu     sync.RWMutex
+	closed bool
+	late   atomic.Int64
 
 	written     atomic.Int64
 	failures    atomic.Int64
@@ -179,8 +186,22 @@ func (l *Log) Append(e Event) {
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		l.late.Add(1)
+		l.log.Error("audit event after the audit log closed: not recorded", "type", e.Type, "session", e.SessionID)
+		return
+	}
+	// A full queue blocks here, holding mu shared: the writer drains the
+	// queue without mu, and Close waits for the send to land.
 	l.ch <- e
+	l.mu.RUnlock()
 }
+
+// Late is the number of events appended after Close, which were not
+// recorded.
+func (l *Log) Late() int64 { return l.late.Load() }
 
 // QueueDepth is the number of events waiting to be written.
 func (l *Log) QueueDepth() int { return len(l.ch) }
@@ -216,7 +237,12 @@ func (l *Log) Healthy() error {
 // a final checkpoint signed) or ctx ends. Append must not be called after
 // Close.
 func (l *Log) Close(ctx context.Context) error {
-	l.closing.Do(func() { close(l.ch) })
+	l.closing.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		close(l.ch)
+		l.mu.Unlock()
+	})
 	select {
 	case <-l.done:
 		return nil
