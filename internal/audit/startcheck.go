@@ -41,9 +41,9 @@ type ChainBreak struct {
 	// LastVerified/LastVerifiedHash: the chain checked out up to here.
 	LastVerified     int64        `json:"last_verified_node_seq"`
 	LastVerifiedHash chain.Digest `json:"last_verified_hash,omitempty"`
-	StoreHead        Head         `json:"store_head"`          // what the store held
-	Signed           int64        `json:"signed_node_seq"`     // the newest node_seq this node is known to have signed
-	Findings         []string     `json:"findings"`            // what was found, lowest node_seq first
+	StoreHead        Head         `json:"store_head"`         // what the store held
+	Signed           int64        `json:"signed_node_seq"`    // the newest node_seq this node is known to have signed
+	Findings         []string     `json:"findings"`           // what was found, lowest node_seq first
 	Accepted         time.Time    `json:"accepted,omitempty"` // when the operator accepted it (the marker only)
 }
 
