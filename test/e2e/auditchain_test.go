@@ -26,7 +26,9 @@ import (
 func TestAuditChainExportVerify(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
-			var o envOpts
+			// Checkpoints soon, so the export carries one: an export with
+			// none proves nothing and fails verification.
+			o := envOpts{policies: "audit: { checkpoint_interval: 200ms }"}
 			if backend == "postgres" {
 				pgtest.Need(t, shared)
 				t.Setenv("GATEHOUSE_TEST_STORE", shared.DSN(shared.CreateDB(t)))
@@ -53,8 +55,14 @@ func TestAuditChainExportVerify(t *testing.T) {
 			// Wait until the session's events are stored, then export.
 			e.events(t, "type=session.closed&principal=agent-1")
 			file := filepath.Join(e.dir, "audit.jsonl")
-			e.runCLI(admin, "audit", "export", "--out", file)
-			data, _ := os.ReadFile(file)
+			var data []byte
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				e.runCLI(admin, "audit", "export", "--out", file)
+				data, _ = os.ReadFile(file)
+				if strings.Contains(string(data), `"record":"checkpoint"`) || time.Now().After(deadline) {
+					break
+				}
+			}
 			if !strings.Contains(string(data), `"statement":"insert into t values (1), (2)"`) {
 				t.Fatalf("export lacks the statement:\n%s", data)
 			}
