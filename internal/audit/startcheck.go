@@ -149,7 +149,7 @@ func checkStart(ctx context.Context, st ChainReader, node string, pub ed25519.Pu
 	if err != nil {
 		return nil, err
 	}
-	var cpSeq int64
+	var cpSeq, signedSeq int64 // the newest valid checkpoint; or prune marker
 	if len(cps) > 0 {
 		c := cps[0]
 		switch {
@@ -161,18 +161,36 @@ func checkStart(ctx context.Context, st ChainReader, node string, pub ed25519.Pu
 			fs = append(fs, finding{c.NodeSeq, fmt.Sprintf("the newest checkpoint (node_seq %d) does not verify with this node's key: forged or altered", c.NodeSeq)})
 		default:
 			cpSeq = c.NodeSeq
+			signedSeq = cpSeq
 			anchors = append(anchors, anchorPoint{c.NodeSeq, c.Hash, "the signed checkpoint"})
+		}
+	}
+	// Retention deletes the checkpoints its newest prune marker replaces:
+	// the marker is then the signed anchor.
+	if m, err := newestPrune(ctx, st, node); err != nil {
+		return nil, err
+	} else if m != nil && m.KeyID == chain.KeyID(pub) {
+		if _, err := m.Verify(pub); err != nil {
+			fs = append(fs, finding{m.NodeSeq, fmt.Sprintf("the newest prune marker (node_seq %d) does not verify with this node's key: forged or altered", m.NodeSeq)})
+		} else if m.NodeSeq >= cpSeq {
+			anchors = append(anchors, anchorPoint{m.NodeSeq, m.Hash, "the signed prune marker"})
+			signedSeq = m.NodeSeq
 		}
 	}
 	if state != nil {
 		anchors = append(anchors, anchorPoint{state.NodeSeq, state.Hash, "the local state file's signed head"})
-		if cpSeq < state.NodeSeq {
-			fs = append(fs, finding{state.NodeSeq, fmt.Sprintf("this node signed node_seq %d (local state file) but the store's newest valid checkpoint is node_seq %d: checkpoints were deleted",
-				state.NodeSeq, cpSeq)})
+		if signedSeq < state.NodeSeq {
+			fs = append(fs, finding{state.NodeSeq, fmt.Sprintf("this node signed node_seq %d (local state file) but the store's newest valid checkpoint or prune marker is node_seq %d: checkpoints were deleted",
+				state.NodeSeq, signedSeq)})
 		}
 	}
 	slices.SortFunc(anchors, func(a, b anchorPoint) int { return int(a.seq - b.seq) })
-	brk := &ChainBreak{Node: node, StoreHead: head, Signed: max(cpSeq, stateSeq(state))}
+	for i := 1; i < len(anchors); i++ {
+		if a, b := anchors[i-1], anchors[i]; a.seq == b.seq && !bytes.Equal(a.hash, b.hash) {
+			fs = append(fs, finding{a.seq, fmt.Sprintf("%s and %s disagree on the hash at node_seq %d: the chain was rewritten", a.what, b.what, a.seq)})
+		}
+	}
+	brk := &ChainBreak{Node: node, StoreHead: head, Signed: max(signedSeq, stateSeq(state))}
 
 	// Find where to start: the event at the lowest anchor.
 	var prevSeq int64
@@ -247,6 +265,28 @@ func stateSeq(s *stateEntry) int64 {
 		return 0
 	}
 	return s.NodeSeq
+}
+
+// newestPrune returns node's prune marker with the highest node_seq, nil
+// when none (or the store keeps none).
+func newestPrune(ctx context.Context, st ChainReader, node string) (*PruneMarker, error) {
+	ps, ok := st.(interface {
+		ListPruneMarkers(ctx context.Context, node string) ([]PruneMarker, error)
+	})
+	if !ok {
+		return nil, nil
+	}
+	ms, err := ps.ListPruneMarkers(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	var newest *PruneMarker
+	for i := range ms {
+		if newest == nil || ms[i].NodeSeq > newest.NodeSeq {
+			newest = &ms[i]
+		}
+	}
+	return newest, nil
 }
 
 // prunedThrough reports whether a prune marker of node covers seq (its

@@ -274,3 +274,32 @@ func TestStartCheckAcceptBreak(t *testing.T) {
 		t.Fatalf("%+v", rep.Problems)
 	}
 }
+
+// TestStartCheckAfterPrune: retention deletes the checkpoints its marker
+// replaces, including the one the state file names; the start is clean.
+func TestStartCheckAfterPrune(t *testing.T) {
+	e := newChainEnv(t)
+	e.run(5)
+	e.run(5)
+	l, err := e.open(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendN(l, 2) // crash: 11-12 unsigned, so the prune can reach 10
+	waitFor(t, func() bool { return l.Written() == 2 })
+	res, err := audit.Prune(context.Background(), e.st, e.key, "gw-1", time.Now().Add(time.Hour))
+	if err != nil || res.Marker == nil || res.Marker.NodeSeq != 10 {
+		t.Fatalf("prune: %+v %v", res, err)
+	}
+	if cps, _ := e.st.ListCheckpoints(context.Background(), audit.CheckpointFilter{Node: "gw-1"}); len(cps) != 0 {
+		t.Fatalf("checkpoints left: %v", cps)
+	}
+	e.run(1)
+	if rep := e.verify(); !rep.OK() || rep.Nodes[0].Pruned != 10 || rep.Nodes[0].Last != 13 {
+		t.Fatalf("%+v", rep)
+	}
+	// Deleting the events after the marker is still caught.
+	e.exec(`DELETE FROM audit_events WHERE node_seq > 11`)
+	e.exec(`DELETE FROM audit_checkpoints WHERE node_seq = 13`)
+	e.wantBreak(12, "truncated")
+}
