@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -195,6 +197,11 @@ func printReport(c *cli, rep *export.Report, output string) error {
 			}
 			fmt.Fprintf(w, "node %s: %s; node_seq %d-%d (%d events), %d checkpoints, signed through node_seq %d, unsigned tail %d events\n",
 				n.Node, status, n.First, n.Last, n.Events, n.Checkpoints, n.Signed, n.UnsignedTail)
+			for _, b := range n.Breaks {
+				rec := b.Recorded
+				fmt.Fprintf(w, "node %s: CHAIN BREAK at node_seq %d: an operator started the gateway (%s) although the stored chain failed its startup check at node_seq %d (verified through node_seq %d, signed through %d, store head %d); a new segment starts here. Found: %s\n",
+					n.Node, b.NodeSeq, rec.Accepted.Format(time.RFC3339), rec.FirstBad, rec.LastVerified, rec.Signed, rec.StoreHead.NodeSeq, strings.Join(rec.Findings, "; "))
+			}
 			if n.Pruned > 0 {
 				fmt.Fprintf(w, "node %s: node_seq 1-%d pruned by retention (a valid signed prune marker vouches for the link)\n", n.Node, n.Pruned)
 			}

@@ -24,6 +24,7 @@ func newServeCmd() *cobra.Command {
 		dev     bool
 		drain   time.Duration
 		cpuProf string
+		accept  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -37,7 +38,13 @@ secret key in data_dir. It is for trying gatehouse out, never for production.
 
 SIGHUP reloads the policies file (policies_file) without dropping sessions.
 On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
---drain-timeout, then ends them and flushes the audit log.`,
+--drain-timeout, then ends them and flushes the audit log.
+
+At start the gateway checks its audit chain in the store against the newest
+signed checkpoint and the state file in data_dir, and refuses to start when
+the store was changed while it was down. --audit-accept-break starts it
+anyway, once: a new chain segment begins with a signed marker event that
+records what was found (docs/audit.md). Run ` + "`gatehouse audit verify`" + ` first.`,
 		Example: `  gatehouse serve --dev --config gatehouse.dev.yaml
   GATEHOUSE_SECRET_KEY=$(openssl rand -base64 32) gatehouse serve --config /etc/gatehouse/gatehouse.yaml`,
 		Args: cobra.NoArgs,
@@ -72,7 +79,7 @@ On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
 				defer pprof.StopCPUProfile()
 			}
 			ctx := cmd.Context()
-			g, err := gateway.New(ctx, gateway.Options{Config: cfg, Dev: dev, Logger: log})
+			g, err := gateway.New(ctx, gateway.Options{Config: cfg, Dev: dev, Logger: log, AcceptAuditBreak: accept})
 			if err != nil {
 				return err
 			}
@@ -107,6 +114,7 @@ On SIGINT/SIGTERM the gateway stops accepting, lets live sessions finish for
 	cmd.Flags().StringVarP(&cfgPath, "config", "c", "", "configuration file (YAML)")
 	cmd.Flags().BoolVar(&dev, "dev", false, "development mode: dev token issuer, generated TLS cert and secret key")
 	cmd.Flags().DurationVar(&drain, "drain-timeout", 30*time.Second, "how long live sessions may continue after a shutdown signal")
+	cmd.Flags().BoolVar(&accept, "audit-accept-break", false, "start although the audit chain's startup check failed, recording the break in a new signed chain segment (one start only; see docs/audit.md)")
 	cmd.Flags().StringVar(&cpuProf, "cpuprofile", "", "write a CPU profile to this file until shutdown (performance work)")
 	cmd.Flags().MarkHidden("cpuprofile")
 	return cmd

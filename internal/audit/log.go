@@ -77,6 +77,10 @@ type Log struct {
 	onStored  func(ids []uint64) // nil = nothing journaled
 	storedIDs []uint64           // reused by the writer
 	shipped   func([]Event)      // Options.OnStored
+
+	stateFile string     // Options.StateFile
+	state     chainState // its content; the writer updates it
+	signNow   bool       // sign after the next batch (a chain-break marker)
 }
 
 // maxBatch bounds one transaction.
@@ -143,6 +147,17 @@ type Options struct {
 	// the store lacks. It must not block and must not keep the slice: the
 	// writer reuses it.
 	OnStored func([]Event)
+
+	// StateFile, when set, is the local state file (in data_dir) that
+	// records the newest checkpoint this node signed, rewritten atomically
+	// after each one. Open checks the store against it, so events or
+	// checkpoints deleted from the store while the gateway was down show.
+	StateFile string
+	// AcceptBreak lets Open start although the stored chain fails its
+	// startup check: a new chain segment then begins with a signed
+	// TypeChainBreak event recording what was found. An operator's
+	// explicit, one-off decision (serve --audit-accept-break).
+	AcceptBreak bool
 }
 
 // Open starts a chained Log for o.Node, resuming the node's chain from the
@@ -161,8 +176,23 @@ func Open(ctx context.Context, st ChainStore, o Options) (*Log, error) {
 		return nil, fmt.Errorf("audit: resuming chain %q: the store's event node_seq %d has no valid hash", o.Node, h.NodeSeq)
 	}
 	h.Node = o.Node
+	state, err := readState(o.StateFile)
+	if err != nil {
+		return nil, fmt.Errorf("audit: chain state: %w", err)
+	}
+	brk, err := startCheck(ctx, st, o, state, h)
+	if err != nil {
+		return nil, err
+	}
+	next := h
+	if brk != nil {
+		// A new segment after everything the store or this node ever
+		// numbered, so no node_seq is reused.
+		next = Head{Node: o.Node, NodeSeq: max(h.NodeSeq, brk.Signed), Hash: chain.Genesis}
+	}
 	l := newLog(st, o.QueueSize, o.Logger)
-	l.chained, l.cs, l.next, l.key = true, st, h, o.SigningKey
+	l.chained, l.cs, l.next, l.key = true, st, next, o.SigningKey
+	l.stateFile, l.state = o.StateFile, state
 	l.every, l.interval = int64(o.CheckpointEvery), o.CheckpointInterval
 	l.onStored = o.Stored
 	l.shipped = o.OnStored
@@ -177,8 +207,37 @@ func Open(ctx context.Context, st ChainStore, o Options) (*Log, error) {
 	// signed twice (AppendCheckpoint ignores the duplicate).
 	hc := h
 	l.head.Store(&hc)
+	if brk != nil {
+		brk.Accepted = time.Now().UTC()
+		l.log.Warn("audit: starting a new chain segment after a failed startup check (accepted by the operator)",
+			"node", o.Node, "first_bad_node_seq", brk.FirstBad, "new_segment_node_seq", next.NodeSeq+1)
+		l.signNow = true
+		l.ch <- Event{Time: brk.Accepted, Type: TypeChainBreak, Reason: "operator accepted a failed startup check (" + AcceptBreakFlag + ")", DetailValue: brk}
+	}
 	go l.run()
 	return l, nil
+}
+
+// startCheck runs the startup check when the Log signs checkpoints and the
+// store can be read; it returns the break to record when the operator
+// accepted it, and an error (a *ChainBreak) when not.
+func startCheck(ctx context.Context, st ChainStore, o Options, state chainState, h Head) (*ChainBreak, error) {
+	rd, ok := st.(ChainReader)
+	if o.SigningKey == nil || !ok {
+		return nil, nil // nothing signed to check against
+	}
+	var se *stateEntry
+	if e, ok := state.Nodes[o.Node]; ok {
+		se = &e
+	}
+	brk, err := checkStart(ctx, rd, o.Node, o.SigningKey.Public().(ed25519.PublicKey), se, h)
+	if err != nil {
+		return nil, fmt.Errorf("audit: checking the stored chain of node %q: %w", o.Node, err)
+	}
+	if brk != nil && !o.AcceptBreak {
+		return nil, brk
+	}
+	return brk, nil
 }
 
 // Append queues e. It fills in Time when zero.
@@ -295,7 +354,8 @@ func (l *Log) run() {
 			}
 		}
 		l.write(batch)
-		if l.key != nil && l.next.NodeSeq-l.signed >= l.every {
+		if l.key != nil && (l.next.NodeSeq-l.signed >= l.every || l.signNow) {
+			l.signNow = false
 			l.checkpoint()
 		}
 	}
@@ -427,5 +487,13 @@ func (l *Log) checkpoint() {
 	l.signed = h.NodeSeq
 	if c.ID != 0 { // 0: this head was already signed (by an earlier run)
 		l.checkpoints.Add(1)
+	}
+	if l.stateFile != "" {
+		l.state.Nodes[h.Node] = stateEntry{NodeSeq: h.NodeSeq, Hash: h.Hash, KeyID: c.KeyID, Time: c.Time}
+		if err := writeState(l.stateFile, l.state); err != nil {
+			// The checkpoint is stored; only the local cross-check lags.
+			l.failures.Add(1)
+			l.log.Error("audit: writing the chain state file failed; the next start checks against the older state", "path", l.stateFile, "err", err)
+		}
 	}
 }

@@ -49,6 +49,10 @@ type Options struct {
 	// generated secret key when none is configured. Never in production.
 	Dev    bool
 	Logger *slog.Logger // nil = slog.Default()
+	// AcceptAuditBreak starts the gateway although the audit chain's
+	// startup check failed, opening a new chain segment with a signed
+	// marker of the break (serve --audit-accept-break).
+	AcceptAuditBreak bool
 }
 
 // Gateway is a running gatehouse.
@@ -67,6 +71,8 @@ type Gateway struct {
 	auditPub  ed25519.PublicKey // nil = checkpoints are not signed
 	auditKey  ed25519.PrivateKey
 	auditNode string
+	// acceptAuditBreak is Options.AcceptAuditBreak.
+	acceptAuditBreak bool
 	// stopRetention stops the audit.retention loop; nil when none runs.
 	stopRetention func()
 	// pruneMu: prunes take it exclusively, audit exports shared, so an
@@ -107,7 +113,7 @@ func New(ctx context.Context, o Options) (_ *Gateway, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	g := &Gateway{cfg: cfg, dev: o.Dev, log: log, addrs: map[string]string{}}
+	g := &Gateway{cfg: cfg, dev: o.Dev, log: log, addrs: map[string]string{}, acceptAuditBreak: o.AcceptAuditBreak}
 	defer func() {
 		if err != nil {
 			g.closeStorage()
@@ -298,6 +304,11 @@ func (g *Gateway) ReloadPolicies() error {
 	return nil
 }
 
+// auditStateFile is the audit chain's local state file in data_dir: the
+// newest checkpoint this node signed, which the startup check compares the
+// store with.
+const auditStateFile = "audit-chain-state.json"
+
 // openAudit starts the audit Log on this node's hash chain, resuming it
 // from the store, with the checkpoint signing key.
 func (g *Gateway) openAudit(ctx context.Context) error {
@@ -348,7 +359,8 @@ func (g *Gateway) openAudit(ctx context.Context) error {
 	}
 	g.audit, err = audit.Open(ctx, g.store, audit.Options{Node: node, QueueSize: a.QueueSize, Logger: g.log.With("component", "audit"),
 		SigningKey: key, CheckpointEvery: a.CheckpointEvery, CheckpointInterval: time.Duration(a.CheckpointInterval),
-		Stored: stored, OnStored: g.sinks.Send})
+		Stored: stored, OnStored: g.sinks.Send,
+		StateFile: filepath.Join(g.cfg.DataDir, auditStateFile), AcceptBreak: g.acceptAuditBreak})
 	if err != nil {
 		return err
 	}

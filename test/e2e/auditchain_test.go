@@ -26,7 +26,9 @@ import (
 func TestAuditChainExportVerify(t *testing.T) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
-			var o envOpts
+			// Checkpoints soon, so the export carries one: an export with
+			// none proves nothing and fails verification.
+			o := envOpts{policies: signSoon}
 			if backend == "postgres" {
 				pgtest.Need(t, shared)
 				t.Setenv("GATEHOUSE_TEST_STORE", shared.DSN(shared.CreateDB(t)))
@@ -53,8 +55,7 @@ func TestAuditChainExportVerify(t *testing.T) {
 			// Wait until the session's events are stored, then export.
 			e.events(t, "type=session.closed&principal=agent-1")
 			file := filepath.Join(e.dir, "audit.jsonl")
-			e.runCLI(admin, "audit", "export", "--out", file)
-			data, _ := os.ReadFile(file)
+			data := e.exportSigned(admin, file)
 			if !strings.Contains(string(data), `"statement":"insert into t values (1), (2)"`) {
 				t.Fatalf("export lacks the statement:\n%s", data)
 			}
@@ -127,4 +128,22 @@ func offlineCLI(args ...string) (string, error) {
 	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// signSoon is top-level YAML (envOpts.policies) for a short checkpoint
+// interval, so an export soon carries a checkpoint: one without any proves
+// nothing and fails verification.
+const signSoon = "\naudit: { checkpoint_interval: 200ms }\n"
+
+// exportSigned exports the audit chain to file with the CLI once it holds a
+// signed checkpoint (or after 10 s), and returns the file's bytes.
+func (e *env) exportSigned(tok, file string) []byte {
+	e.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		e.runCLI(tok, "audit", "export", "--out", file)
+		data, _ := os.ReadFile(file)
+		if bytes.Contains(data, []byte(`"record":"checkpoint"`)) || time.Now().After(deadline) {
+			return data
+		}
+	}
 }

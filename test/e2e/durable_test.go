@@ -59,6 +59,7 @@ type procGateway struct {
 	pgPort  int
 	cmd     *exec.Cmd
 	log     *os.File
+	extra   []string // more serve flags for the next start
 }
 
 func newProcGateway(t *testing.T, db string) *procGateway {
@@ -109,7 +110,7 @@ connections:
 // start runs the gateway and waits until it is ready.
 func (g *procGateway) start() {
 	g.t.Helper()
-	g.cmd = exec.Command(g.bin, "serve", "--dev", "--config", g.cfg)
+	g.cmd = exec.Command(g.bin, append([]string{"serve", "--dev", "--config", g.cfg}, g.extra...)...)
 	g.cmd.Env = append(os.Environ(), "ORDERS_DB_PASSWORD="+shared.Password)
 	g.cmd.Stdout, g.cmd.Stderr = g.log, g.log
 	if err := g.cmd.Start(); err != nil {

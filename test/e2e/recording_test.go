@@ -57,7 +57,7 @@ var rawValues = []string{"4111111111111111", "5500005555555559", "ann@example.co
 // cell in the export fails verification.
 func TestRecordingReplay(t *testing.T) {
 	logs := &syncBuffer{}
-	e := startEnv(t, envOpts{policies: recordingPolicies, access: `["group:agents"]`, logs: logs})
+	e := startEnv(t, envOpts{policies: recordingPolicies + signSoon, access: `["group:agents"]`, logs: logs})
 	// Loaded straight into PostgreSQL: the agents' policy (derived: deny)
 	// refuses them writes to masked columns. (Through the gateway the
 	// INSERT's values would be recorded redacted: TestRecordingMaskedWrites.)
@@ -214,8 +214,7 @@ insert into customers values (1, 'Ann', 'ann@example.com', '4111111111111111'), 
 	// and the log.
 	evs, _ := json.Marshal(e.events(t, "limit=1000"))
 	export := filepath.Join(e.dir, "audit.jsonl")
-	e.runCLI(admin, "audit", "export", "--out", export)
-	exported, _ := os.ReadFile(export)
+	exported := e.exportSigned(admin, export)
 	if !bytes.Contains(exported, []byte(`"sample":[`)) {
 		t.Fatalf("the export holds no recorded sample:\n%s", exported)
 	}

@@ -296,3 +296,112 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// withoutCheckpoints drops the checkpoint lines and fixes the end count,
+// as someone rewriting an export would.
+func withoutCheckpoints(t *testing.T, lines [][]byte) [][]byte {
+	var out [][]byte
+	for _, l := range lines {
+		switch {
+		case bytes.Contains(l, []byte(`"record":"checkpoint"`)):
+		case bytes.Contains(l, []byte(`"record":"end"`)):
+			out = append(out, edit(t, l, func(m map[string]any) { m["checkpoints"] = 0 }))
+		default:
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// TestVerifyNoCheckpoint: an export without any signed checkpoint proves
+// nothing (anyone can write a consistent chain) and must not verify.
+func TestVerifyNoCheckpoint(t *testing.T) {
+	f := newFixture(t)
+	rep := verify(t, withoutCheckpoints(t, f.lines), f.pub)
+	if rep.OK() || !strings.Contains(rep.Problems[len(rep.Problems)-1].Message, "no validly signed checkpoint: it proves nothing") {
+		t.Fatalf("no checkpoint: %+v", rep.Problems)
+	}
+	// A store written without a signing key: same.
+	st := adminapitest.NewStore()
+	l, err := audit.Open(context.Background(), st, audit.Options{Node: "gw-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Append(audit.Event{Type: audit.TypeStatement, Statement: "select 1"})
+	l.Close(context.Background())
+	var buf bytes.Buffer
+	if err := export.Write(context.Background(), &buf, st, export.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = export.Verify(&buf, []ed25519.PublicKey{f.pub})
+	if err != nil || rep.OK() {
+		t.Fatalf("unsigned store: %v %+v", err, rep)
+	}
+}
+
+// TestVerifyUnsignedNode: a second node's chain with no checkpoint at all
+// (made up in the store) fails although the first node's is signed.
+func TestVerifyUnsignedNode(t *testing.T) {
+	f := newFixture(t)
+	e := audit.Event{Node: "made-up", NodeSeq: 1, PrevHash: chain.Genesis, Type: audit.TypeStatement, Statement: "select 1"}
+	e.Time = e.Time.UTC()
+	e.Hash = chain.Hash(e.ChainFields())
+	b, _ := json.Marshal(export.EventLine{Record: export.RecordEvent, Event: e})
+	lines := append([][]byte(nil), f.lines[:len(f.lines)-1]...)
+	lines = append(lines, append(b, '\n'), edit(t, f.lines[len(f.lines)-1], func(m map[string]any) { m["events"] = 24 }))
+	rep := verify(t, lines, f.pub)
+	if rep.OK() || rep.Problems[0].Node != "made-up" || !strings.Contains(rep.Problems[0].Message, "no validly signed checkpoint covers this chain") {
+		t.Fatalf("%+v", rep.Problems)
+	}
+}
+
+// TestVerifyUnchainedWithoutChainStart: events outside every chain pass
+// only before a signed chain start (legacy events from before chaining);
+// in an export without one they may be forged and are flagged.
+func TestVerifyUnchainedWithoutChainStart(t *testing.T) {
+	f := newFixture(t)
+	unchained, _ := json.Marshal(export.EventLine{Record: export.RecordEvent, Event: audit.Event{Seq: 1, Type: audit.TypeStatement, Statement: "select 'pre-chain'"}})
+	unchained = append(unchained, '\n')
+	insert := func(lines [][]byte) [][]byte {
+		i := eventLine(t, lines, lineFirstSeq(t, lines))
+		out := append([][]byte(nil), lines[:i]...)
+		out = append(out, unchained)
+		return append(out, lines[i:]...)
+	}
+	// Before a full chain (node_seq 1, signed): a legacy event.
+	full := insert(f.lines)
+	if rep := verify(t, fixEnd(t, full), f.pub); !rep.OK() || rep.Unchained != 1 {
+		t.Fatalf("before the chain start: %+v", rep)
+	}
+	// Before a chain that starts mid-way (a partial export): flagged.
+	evs, _ := f.st.ListEvents(context.Background(), audit.Filter{Node: storetest.ChainNode, Limit: 100})
+	part := insert(f.export(t, export.Options{Since: evs[11].Time, Node: storetest.ChainNode}))
+	rep := verify(t, fixEnd(t, part), f.pub)
+	if rep.OK() || !strings.Contains(rep.Problems[0].Message, "not followed by a signed chain start") {
+		t.Fatalf("partial: %+v", rep.Problems)
+	}
+}
+
+// lineFirstSeq is the node_seq of the first event line.
+func lineFirstSeq(t *testing.T, lines [][]byte) int64 {
+	for _, l := range lines {
+		var e export.EventLine
+		if json.Unmarshal(l, &e) == nil && e.Record == export.RecordEvent {
+			return e.NodeSeq
+		}
+	}
+	t.Fatal("no event line")
+	return 0
+}
+
+// fixEnd rewrites the end record's event count to match the lines.
+func fixEnd(t *testing.T, lines [][]byte) [][]byte {
+	n := 0
+	for _, l := range lines {
+		if bytes.Contains(l, []byte(`"record":"event"`)) {
+			n++
+		}
+	}
+	out := append([][]byte(nil), lines[:len(lines)-1]...)
+	return append(out, edit(t, lines[len(lines)-1], func(m map[string]any) { m["events"] = n }))
+}

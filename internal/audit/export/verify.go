@@ -57,7 +57,23 @@ type NodeReport struct {
 	// UnsignedTail counts the events after Signed: their content is
 	// consistent but nothing signed vouches that they are all there.
 	UnsignedTail int64 `json:"unsigned_tail"`
-	Broken       bool  `json:"broken"` // a problem was found; later events are not checked
+	// Broken: a problem was found; later events of the same segment are
+	// not checked (a chain break marker starts a new, checked segment).
+	Broken bool `json:"broken"`
+	// Breaks are the chain-break markers: an operator started the gateway
+	// although its startup check found the stored chain changed, and the
+	// chain continues in a new segment from there.
+	Breaks []Break `json:"breaks,omitempty"`
+}
+
+// Break is a chain-break marker (an audit.TypeChainBreak event) as found in
+// the export: where the new segment starts and what the gateway recorded
+// about the old one.
+type Break struct {
+	NodeSeq int64 `json:"node_seq"` // the marker's node_seq; the new segment starts here
+	Line    int   `json:"line"`
+	// Recorded is the marker's detail: the startup check's findings.
+	Recorded audit.ChainBreak `json:"recorded"`
 }
 
 // Report is the result of Verify.
@@ -87,6 +103,9 @@ type nodeState struct {
 	hash    chain.Digest       // hash of rep.Last
 	anchors map[int64]*anchor  // by node_seq
 	prune   *chain.PruneMarker // the valid marker with the highest node_seq
+	// segBroken: the current segment has a problem; its later events are
+	// skipped until a chain-break marker starts a new segment.
+	segBroken bool
 }
 
 type verifier struct {
@@ -99,6 +118,11 @@ type verifier struct {
 	chained bool // a chained event has been seen
 	events  bool // an event line has been seen
 	end     *End // the end line, once seen
+	// starts are the nodes whose chain start (node_seq 1, linked to the
+	// genesis hash) is in the export; with valid prune markers they are the
+	// recorded chain starts that unchained events must precede.
+	starts     []string
+	validPrune int
 }
 
 // maxLine bounds one line: an event carries at most a statement of
@@ -288,6 +312,7 @@ func (v *verifier) pruneMarker(m *chain.PruneMarker) {
 		return
 	}
 	st.anchors[m.NodeSeq] = &anchor{hash: m.Hash, signed: true, line: v.line}
+	v.validPrune++
 	if st.prune == nil || m.NodeSeq > st.prune.NodeSeq {
 		mc := *m
 		st.prune = &mc
@@ -311,14 +336,18 @@ func (v *verifier) event(e *audit.Event) {
 	st := v.node(e.Node)
 	r := &st.rep
 	r.Events++
-	if r.Broken {
+	isBreak := e.Type == audit.TypeChainBreak && bytes.Equal(e.PrevHash, chain.Genesis) && e.NodeSeq > 1 &&
+		(r.Events == 1 || e.NodeSeq > r.Last)
+	if isBreak {
+		v.chainBreak(st, e)
+	} else if st.segBroken {
 		return
 	}
 	fail := func(seq int64, msg string) {
-		r.Broken = true
+		r.Broken, st.segBroken = true, true
 		v.problem(Problem{Node: e.Node, NodeSeq: seq, Seq: e.Seq, Message: msg})
 	}
-	if r.Events == 1 {
+	if r.Events == 1 && !isBreak {
 		r.First = e.NodeSeq
 		pm := st.prune
 		switch {
@@ -337,6 +366,7 @@ func (v *verifier) event(e *audit.Event) {
 				fail(1, "the chain's first event does not link to the genesis hash")
 				return
 			}
+			v.starts = append(v.starts, e.Node)
 		case !v.rep.Partial:
 			fail(1, fmt.Sprintf("the chain starts at node_seq %d: events 1 to %d are missing (deleted)", e.NodeSeq, e.NodeSeq-1))
 			return
@@ -399,7 +429,7 @@ func (v *verifier) finish() {
 			v.problem(Problem{Node: n, NodeSeq: st.prune.NodeSeq + 1, Message: fmt.Sprintf(
 				"the chain was pruned up to node_seq %d but no later event remains: the events after the prune marker were deleted", st.prune.NodeSeq)})
 		}
-		if !r.Broken {
+		if !st.segBroken {
 			var beyond []int64
 			for seq := range st.anchors {
 				if seq > r.Last {
@@ -417,13 +447,85 @@ func (v *verifier) finish() {
 				if r.Events == 0 && v.rep.Partial {
 					first = beyond[0] // a partial export cannot tell where this node's range began
 				}
-				r.Broken = true
+				r.Broken, st.segBroken = true, true
 				v.problem(Problem{Node: n, NodeSeq: first, Line: a.line, Message: fmt.Sprintf(
 					"events node_seq %d to %d are missing but %s node_seq %d: the chain was truncated",
 					first, beyond[len(beyond)-1], what, beyond[len(beyond)-1])})
 			}
 			r.UnsignedTail = r.Last - max(r.Signed, r.First-1)
 		}
+		for _, b := range r.Breaks {
+			if r.Signed < b.NodeSeq {
+				r.Broken = true
+				v.problem(Problem{Node: n, NodeSeq: b.NodeSeq, Line: b.Line, Message: "the chain-break marker is not covered by a signed checkpoint: the gateway signs one right after writing it, so this marker is forged"})
+			}
+		}
+		if r.Events > 0 && r.Checkpoints == 0 && st.prune == nil && !v.rep.Partial {
+			r.Broken = true
+			v.problem(Problem{Node: n, NodeSeq: r.First, Message: "no validly signed checkpoint covers this chain: nothing vouches for its events (a chain made up in the store verifies just as well)"})
+		}
 		v.rep.Nodes = append(v.rep.Nodes, *r)
 	}
+	signed := v.validPrune
+	for _, st := range v.nodes {
+		signed += st.rep.Checkpoints
+	}
+	if signed == 0 {
+		v.problem(Problem{Message: "the export holds no validly signed checkpoint: it proves nothing (checkpoints are signed every audit.checkpoint_every events or audit.checkpoint_interval, and at shutdown; is audit.signing_key set?)"})
+	}
+	if v.rep.Unchained > 0 {
+		started := v.validPrune > 0
+		for _, n := range v.starts {
+			started = started || v.nodes[n].rep.Signed > 0
+		}
+		if !started {
+			v.problem(Problem{Message: fmt.Sprintf("%d events outside every chain are not followed by a signed chain start (a node's node_seq 1 or a prune marker): events from before chaining cannot be told from forged ones here", v.rep.Unchained)})
+		}
+	}
+}
+
+// chainBreak handles a chain-break marker: the current segment of st ends
+// before it (anchors it left unreached are a truncation of that segment),
+// and a new one starts at the marker, linked to the genesis hash.
+func (v *verifier) chainBreak(st *nodeState, e *audit.Event) {
+	r := &st.rep
+	b := Break{NodeSeq: e.NodeSeq, Line: v.line}
+	if err := json.Unmarshal(e.Detail, &b.Recorded); err != nil {
+		b.Recorded.Findings = []string{"(the marker's detail is unreadable: " + err.Error() + ")"}
+	}
+	r.Breaks = append(r.Breaks, b)
+	if r.Events == 1 {
+		r.First = e.NodeSeq
+		pm := st.prune
+		switch {
+		case pm != nil && pm.NodeSeq >= e.NodeSeq-1:
+			r.Pruned = pm.NodeSeq
+		case !v.rep.Partial:
+			from := int64(1)
+			if pm != nil {
+				from = pm.NodeSeq + 1
+			}
+			r.Broken = true
+			v.problem(Problem{Node: e.Node, NodeSeq: from, Seq: e.Seq, Message: fmt.Sprintf("the chain starts with a chain-break marker at node_seq %d: events %d to %d before it are missing (deleted)", e.NodeSeq, from, e.NodeSeq-1)})
+		}
+	} else if !st.segBroken {
+		var beyond int64
+		for seq := range st.anchors {
+			if seq > r.Last && seq < e.NodeSeq {
+				beyond = max(beyond, seq)
+			}
+		}
+		if beyond > 0 {
+			r.Broken = true
+			v.problem(Problem{Node: e.Node, NodeSeq: r.Last + 1, Line: st.anchors[beyond].line, Message: fmt.Sprintf(
+				"events node_seq %d to %d are missing before the chain break but a checkpoint covers node_seq %d: the chain was truncated", r.Last+1, beyond, beyond)})
+		}
+	}
+	for seq := range st.anchors {
+		if seq < e.NodeSeq {
+			delete(st.anchors, seq)
+		}
+	}
+	st.segBroken = false
+	r.Last, st.hash = e.NodeSeq-1, chain.Genesis
 }
