@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -53,6 +54,10 @@ create view v_audit as select * from audit_log;
 create view v_audit2 as select * from v_audit;
 create view v_nested as select c.cc as card, upper(c.contact) as shout, c.id from v_cards c where c.id > 0;
 create materialized view mv_cards as select id, card_number, email from customers;
+create function card_cursor() returns refcursor language plpgsql as $f$
+declare r refcursor := 'rc'; begin open r for select card_number, email from customers; return r; end $f$;
+create function shout(text) returns int language plpgsql as $f$ begin raise notice 'v=%', $1; return 1; end $f$;
+create unique index customers_card on customers (card_number);
 analyze customers;
 checkpoint;
 `
@@ -176,11 +181,25 @@ func runBypassSteps(t *testing.T, e *env, agent string, bc bypassCase, pid uint3
 		}
 		return refused, []string{out}, errs
 	}
-	c, err := pgx.Connect(ctx, e.dsn("orders", agent))
+	cfg, err := pgx.ParseConfig(e.dsn("orders", agent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Notices and notifications reach the client outside result rows: they
+	// count as output too.
+	var side []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		side = append(side, n.Message+" "+n.Detail+" "+n.Where)
+	}
+	cfg.OnNotification = func(_ *pgconn.PgConn, n *pgconn.Notification) {
+		side = append(side, n.Channel+" "+n.Payload)
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
+	defer func() { outs = append(outs, side...) }()
 	for _, s := range bc.steps {
 		s = strings.ReplaceAll(s, "{pid}", fmt.Sprint(pid))
 		var err error
@@ -226,7 +245,12 @@ func runBypassSteps(t *testing.T, e *env, agent string, bc bypassCase, pid uint3
 			if code := sqlstate(err); code == "42501" || code == "42601" {
 				refused = true
 			} else {
-				errs = append(errs, err.Error())
+				msg := err.Error()
+				var pe *pgconn.PgError
+				if errors.As(err, &pe) {
+					msg += " DETAIL: " + pe.Detail + " WHERE: " + pe.Where
+				}
+				errs = append(errs, msg)
 			}
 		}
 	}
@@ -499,6 +523,39 @@ var bypassCases = []bypassCase{
 	{name: "copy psql", mode: modePsql, steps: one(`\copy customers to stdout`)},
 	{name: "copy to program", mode: modeSimple, steps: one("copy customers to program 'cat'"), deny: true},
 	{name: "copy to file", mode: modeSimple, steps: one("copy customers to '/tmp/gatehouse-bypass.txt'"), deny: true},
+	// --- leaks outside plain SELECT rows ---------------------------------
+	{name: "cursor with hold across transactions", mode: modeSimple, steps: []string{"begin", "declare h cursor with hold for select card_number, email from customers", "commit", "fetch all from h"}},
+	{name: "cursor with hold across transactions", mode: modeExtended, steps: []string{"begin", "declare h cursor with hold for select card_number, email from customers", "commit", "fetch all from h"}},
+	{name: "scroll cursor backward absolute move", mode: modeSimple, steps: []string{"begin", "declare s scroll cursor for select card_number, email from customers", "fetch absolute 2 from s", "fetch backward 1 from s", "move first in s", "fetch relative 0 from s", "commit"}},
+	{name: "scroll cursor", mode: modeBinary, steps: []string{"begin", "declare s scroll cursor for select * from customers", "fetch last from s", "fetch prior from s", "commit"}},
+	{name: "cursor derived", mode: modeSimple, steps: []string{"begin", "declare k cursor for select card_number || '' from customers", "fetch all from k", "commit"}, deny: true},
+	{name: "refcursor from function", mode: modeSimple, steps: []string{"begin", "select card_cursor()", "fetch all from rc", "commit"}},
+	{name: "refcursor from function", mode: modeExtended, steps: []string{"begin", "select card_cursor()", "fetch all in rc", "commit"}},
+	{name: "pg_notify masked value", mode: modeSimple, steps: []string{"listen c", "select pg_notify('c', card_number) from customers"}, deny: true},
+	{name: "pg_notify scalar subquery", mode: modeSimple, steps: []string{"listen c", "select pg_notify('c', (select email from customers where id = 1))"}},
+	{name: "raise notice through function", mode: modeSimple, steps: one("select shout(card_number) from customers"), deny: true},
+	{name: "raise notice scalar subquery", mode: modeExtended, steps: one("select shout((select email from customers where id = 1))")},
+	{name: "unique violation detail", mode: modeSimple, steps: one("update customers set card_number = (select card_number from customers where id = 1) where id = 2")},
+	{name: "unique violation detail insert select", mode: modeExtended, steps: one("insert into customers (id, card_number) select 3, card_number from customers where id = 2")},
+	{name: "returning update", mode: modeSimple, steps: one("update customers set name = name where id = 1 returning card_number, email")},
+	{name: "returning update", mode: modeBinary, steps: one("update customers set name = name where id = 1 returning *")},
+	{name: "returning delete rolled back", mode: modeSimple, steps: []string{"begin", "delete from customers where id = 1 returning card_number, email", "rollback"}},
+	{name: "returning insert select", mode: modeSimple, steps: []string{"begin", "insert into customers select id + 10, name, email, card_number from customers returning card_number, email", "rollback"}},
+	{name: "returning derived", mode: modeSimple, steps: one("update customers set name = name where id = 1 returning card_number || ''"), deny: true},
+	{name: "values scalar subquery", mode: modeSimple, steps: one("values ((select card_number from customers limit 1))")},
+	{name: "scalar subquery array_agg", mode: modeSimple, steps: one("select (select array_agg(email) from customers)"), deny: true},
+	{name: "jsonb_agg", mode: modeSimple, steps: one("select jsonb_agg(card_number) from customers"), deny: true},
+	{name: "window function value", mode: modeSimple, steps: one("select first_value(card_number) over () from customers"), deny: true},
+	{name: "lag window", mode: modeExtended, steps: one("select lag(email) over (partition by id) from customers"), deny: true},
+	{name: "unnest set-returning", mode: modeSimple, steps: one("select unnest(array[card_number]) from customers"), deny: true},
+	{name: "lateral outer reference", mode: modeSimple, steps: one("select s.x from customers c, lateral (select c.card_number as x) s")},
+	{name: "recursive CTE", mode: modeSimple, steps: one("with recursive r(x, n) as (select card_number, 1 from customers union all select x, n + 1 from r where n < 2) select x from r")},
+	{name: "aggregate through view", mode: modeSimple, steps: one("select string_agg(cc, ',') from v_cards"), deny: true},
+	{name: "max aggregate", mode: modeSimple, steps: one("select max(card_number) from customers"), deny: true},
+	{name: "explain verbose analyze", mode: modeSimple, steps: one("explain (verbose, analyze, costs off) select card_number, email from customers")},
+	{name: "copy whole row", mode: modeCopy, steps: one("copy (select c from customers c) to stdout"), deny: true},
+	{name: "copy returning", mode: modeCopy, steps: one("copy (update customers set name = name where id = 1 returning card_number, email) to stdout")},
+	{name: "copy aggregate", mode: modeCopy, steps: one("copy (select string_agg(email, ',') from customers) to stdout"), deny: true},
 }
 
 // knownBypasses are the cases gatehouse does not catch yet, by mode/name.
