@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // bypassPolicies is the policy every bypass case runs against: agents may
@@ -57,6 +58,7 @@ create materialized view mv_cards as select id, card_number, email from customer
 create function card_cursor() returns refcursor language plpgsql as $f$
 declare r refcursor := 'rc'; begin open r for select card_number, email from customers; return r; end $f$;
 create function shout(text) returns int language plpgsql as $f$ begin raise notice 'v=%', $1; return 1; end $f$;
+create function first_card() returns text language sql as 'select card_number from customers where id = 1';
 create unique index customers_card on customers (card_number);
 analyze customers;
 checkpoint;
@@ -203,6 +205,23 @@ func runBypassSteps(t *testing.T, e *env, agent string, bc bypassCase, pid uint3
 	for _, s := range bc.steps {
 		s = strings.ReplaceAll(s, "{pid}", fmt.Sprint(pid))
 		var err error
+		if fn, ok := strings.CutPrefix(s, "fastpath "); ok {
+			// A legacy FunctionCall message for the function named.
+			var oid uint32
+			if err := c.QueryRow(ctx, "select to_regproc($1)::oid", fn).Scan(&oid); err != nil {
+				t.Fatal(err)
+			}
+			res, ferr := fastPath(ctx, c.PgConn(), oid)
+			outs = append(outs, res)
+			if ferr != nil {
+				if sqlstate(ferr) == "42501" {
+					refused = true
+				} else {
+					errs = append(errs, ferr.Error())
+				}
+			}
+			continue
+		}
 		switch bc.mode {
 		case modeSimple:
 			// pgconn sends one Query message as is: several statements
@@ -255,6 +274,32 @@ func runBypassSteps(t *testing.T, e *env, agent string, bc bypassCase, pid uint3
 		}
 	}
 	return
+}
+
+// fastPath sends one FunctionCall message with no arguments and returns its
+// result, or the error the gateway or server answered with.
+func fastPath(ctx context.Context, pc *pgconn.PgConn, oid uint32) (string, error) {
+	fe := pc.Frontend()
+	fe.Send(&pgproto3.FunctionCall{Function: oid, ResultFormatCode: 0})
+	if err := fe.Flush(); err != nil {
+		return "", err
+	}
+	var out string
+	var ferr error
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			return out, err
+		}
+		switch m := msg.(type) {
+		case *pgproto3.FunctionCallResponse:
+			out = string(m.Result)
+		case *pgproto3.ErrorResponse:
+			ferr = pgconn.ErrorResponseToPgError(m)
+		case *pgproto3.ReadyForQuery:
+			return out, ferr
+		}
+	}
 }
 
 // bypassState lists what a case changed upstream that it should not have.
@@ -553,6 +598,8 @@ var bypassCases = []bypassCase{
 	{name: "aggregate through view", mode: modeSimple, steps: one("select string_agg(cc, ',') from v_cards"), deny: true},
 	{name: "max aggregate", mode: modeSimple, steps: one("select max(card_number) from customers"), deny: true},
 	{name: "explain verbose analyze", mode: modeSimple, steps: one("explain (verbose, analyze, costs off) select card_number, email from customers")},
+	{name: "fast-path function call", mode: modeSimple, steps: one("fastpath first_card"), deny: true},
+	{name: "function returning masked value", mode: modeSimple, steps: one("select first_card()")},
 	{name: "copy whole row", mode: modeCopy, steps: one("copy (select c from customers c) to stdout"), deny: true},
 	{name: "copy returning", mode: modeCopy, steps: one("copy (update customers set name = name where id = 1 returning card_number, email) to stdout")},
 	{name: "copy aggregate", mode: modeCopy, steps: one("copy (select string_agg(email, ',') from customers) to stdout"), deny: true},
@@ -561,4 +608,10 @@ var bypassCases = []bypassCase{
 // knownBypasses are the cases gatehouse does not catch yet, by mode/name.
 // They stay in the suite, skipped, so fixing one is a matter of deleting its
 // line here.
-var knownBypasses = map[string]string{}
+var knownBypasses = map[string]string{
+	// A user-defined function reads the masked table inside the server; its
+	// result field has table OID 0 and the statement names no masked column,
+	// so there is nothing to mask or refuse by. docs/policy.md "Known limits"
+	// (functions row): deny such functions in statement.functions.
+	"simple/function returning masked value": "a SQL function returning a masked column (select first_card()) is relayed unmasked",
+}
