@@ -57,6 +57,8 @@ type Log struct {
 	closed bool
 	late   atomic.Int64
 
+	appended atomic.Int64 // events accepted by Append (see QueueDepth)
+
 	written     atomic.Int64
 	failures    atomic.Int64
 	checkpoints atomic.Int64
@@ -252,8 +254,11 @@ func (l *Log) Append(e Event) {
 		l.log.Error("audit event after the audit log closed: not recorded", "type", e.Type, "session", e.SessionID)
 		return
 	}
-	// A full queue blocks here, holding mu shared: the writer drains the
-	// queue without mu, and Close waits for the send to land.
+	// Counted before the send, so QueueDepth never sees an event stored
+	// before it was counted. A full queue blocks here, holding mu shared:
+	// the writer drains the queue without mu, and Close waits for the send
+	// to land.
+	l.appended.Add(1)
 	l.ch <- e
 	l.mu.RUnlock()
 }
@@ -262,8 +267,9 @@ func (l *Log) Append(e Event) {
 // recorded.
 func (l *Log) Late() int64 { return l.late.Load() }
 
-// QueueDepth is the number of events waiting to be written.
-func (l *Log) QueueDepth() int { return len(l.ch) }
+// QueueDepth is the number of events appended but not yet stored: queued,
+// or in the batch the writer is lingering over or writing.
+func (l *Log) QueueDepth() int { return int(l.appended.Load() - l.written.Load()) }
 
 // Written is the number of events durably stored so far.
 func (l *Log) Written() int64 { return l.written.Load() }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -91,6 +92,12 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 		// A held statement gets its mask plan now: what masking would
 		// refuse is refused before anyone is asked to approve it.
 		maskDecision(&out, mask, raws)
+	}
+	if (out.Allowed() || out.Verdict == access.Hold) && len(mask.Columns) > 0 && cat != nil {
+		if d, refused := userFunctions(ctx, cat, raws); refused {
+			d.Policy, d.RecordText = out.Policy, recordText
+			return d
+		}
 	}
 	if (out.Allowed() || out.Verdict == access.Hold) && len(unknown) > 0 && len(mask.Columns) > 0 {
 		// What it runs was not prepared through this session's gateway (or
@@ -267,4 +274,33 @@ func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 		ps.Functions = append(ps.Functions, strings.ToLower(f))
 	}
 	return ps
+}
+
+// userFunctions refuses a statement that calls a function defined in the
+// database while column masking applies: the function can read a masked
+// column and return it in a result field with no source column (table OID
+// 0), which neither column rules nor the derived-value checks can see. An
+// unreadable catalog refuses too (fail closed).
+func userFunctions(ctx context.Context, cat engine.Catalog, raws []*sqlinspect.Statement) (access.Decision, bool) {
+	var names []string
+	for _, st := range raws {
+		for _, f := range st.Functions {
+			if !slices.Contains(names, f) {
+				names = append(names, f)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return access.Decision{}, false
+	}
+	user, err := cat.UserFunctions(ctx, names)
+	if err != nil {
+		return access.Decision{Verdict: access.Deny, Rule: "gatehouse/catalog",
+			Reason: "gatehouse could not read the target's catalog to check the functions this statement calls against masking: " + err.Error()}, true
+	}
+	if len(user) == 0 {
+		return access.Decision{}, false
+	}
+	return access.Decision{Verdict: access.Deny, Rule: "gatehouse/masking",
+		Reason: fmt.Sprintf("function %s is defined in the database, not built in; it could return masked columns unmasked (its result carries no source column), and column masking applies to this session. Select the columns directly (they will be masked), or ask for a policy without column masking", user[0])}, true
 }

@@ -49,6 +49,20 @@ type fakeCatalog struct {
 	views map[engine.Relation][]engine.View
 	err   error
 	asked [][]engine.Relation
+	user  []string // names UserFunctions reports as defined in the database
+}
+
+func (f *fakeCatalog) UserFunctions(ctx context.Context, names []string) ([]string, error) {
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out []string
+	for _, n := range names {
+		if slices.Contains(f.user, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 func (f *fakeCatalog) Views(ctx context.Context, names []engine.Relation) (map[engine.Relation][]engine.View, error) {
@@ -332,6 +346,8 @@ func (emptyCatalog) Views(context.Context, []engine.Relation) (map[engine.Relati
 	return nil, nil
 }
 
+func (emptyCatalog) UserFunctions(context.Context, []string) ([]string, error) { return nil, nil }
+
 // TestViewsNotAskedWhenNoPolicyReadsThem: under policies whose rules read
 // no tables or columns and that mask nothing (allow-all), the catalog is
 // not asked, so a view it cannot read (locked, or a definition the grammar
@@ -368,5 +384,37 @@ policies:
 	// A policy that reads tables still asks, and still fails closed.
 	if d := testCheckpoint(t).decide(context.Background(), action("agents", "select * from v_cards"), cat); d.Allowed() || len(cat.asked) != 1 {
 		t.Errorf("reading policy: %+v, asked %v", d, cat.asked)
+	}
+}
+
+// TestUserFunctionsRefusedUnderMasking: while column masking applies, a
+// statement calling a function defined in the database is refused (it can
+// return a masked column in a field with no source column); built-in
+// functions are not, principals without masking are not, and a catalog that
+// cannot answer refuses.
+func TestUserFunctionsRefusedUnderMasking(t *testing.T) {
+	cp := testCheckpoint(t)
+	cat := bypassCatalog()
+	cat.user = []string{"first_card", "public.first_card"}
+	for _, c := range []struct {
+		sql     string
+		allowed bool
+	}{
+		{"select first_card()", false},
+		{"select public.first_card()", false},
+		{"select id from customers where id = (select length(first_card()))", false},
+		{"select lower(name), now() from customers", true},
+	} {
+		d := cp.decide(context.Background(), action("agents", c.sql), cat)
+		if d.Allowed() != c.allowed || (!c.allowed && (d.Rule != "gatehouse/masking" || !strings.Contains(d.Reason, "first_card"))) {
+			t.Errorf("%s: %+v", c.sql, d)
+		}
+	}
+	if d := cp.decide(context.Background(), action("admins", "select first_card()"), cat); !d.Allowed() {
+		t.Errorf("unmasked principal: %+v", d)
+	}
+	broken := &fakeCatalog{err: errors.New("connection refused")}
+	if d := cp.decide(context.Background(), action("agents", "select first_card()"), broken); d.Allowed() || d.Rule != "gatehouse/catalog" {
+		t.Errorf("catalog error: %+v", d)
 	}
 }

@@ -15,6 +15,16 @@ type Catalog interface {
 	// it. An error means the catalog could not be read: callers fail
 	// closed.
 	Views(ctx context.Context, names []Relation) (map[Relation][]View, error)
+
+	// UserFunctions returns those of names (functions as the grammar names
+	// them, possibly schema-qualified) that may resolve to a function
+	// defined in the database rather than built in: some function of that
+	// name outside pg_catalog and information_schema, written in a
+	// language that can run queries (SQL, PL/pgSQL, …; not C or internal).
+	// Such a function can read a masked column and return it in a result
+	// field that carries no source column. An error means the catalog could
+	// not be read: callers fail closed.
+	UserFunctions(ctx context.Context, names []string) ([]string, error)
 }
 
 // CatalogBinder is a Checkpoint that can use a target's Catalog: the engine

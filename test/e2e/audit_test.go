@@ -18,6 +18,7 @@ import (
 // log a moment to flush its queue.
 func (e *env) events(t *testing.T, query string) []audit.Event {
 	t.Helper()
+	e.auditSettled(t)
 	admin := e.token("root", "platform-admins")
 	var out []audit.Event
 	for attempt := 0; attempt < 20; attempt++ {
@@ -110,5 +111,23 @@ func TestPostgresStore(t *testing.T) {
 	var name string
 	if err := c.QueryRow(ctx, "select name from connections").Scan(&name); err != nil || name != "orders" {
 		t.Fatalf("connections: %q %v", name, err)
+	}
+}
+
+// auditSettled waits until every audit event appended so far is stored
+// (gatehouse_audit_queue_depth 0): the writer batches for up to 50 ms, so
+// a read right after a statement may not see its event yet.
+func (e *env) auditSettled(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m := grepLines(getMetrics(t, e.api), "gatehouse_audit_queue_depth ")
+		if strings.HasSuffix(strings.TrimSpace(m), " 0") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit events still unwritten after 10 s: %q", m)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -62,6 +62,7 @@ type catalog struct {
 	tables map[uint32]tableEntry
 	rels   map[uint32]*relInfo
 	byName map[engine.Relation]nameEntry
+	funcs  map[string]funcEntry // by function name as the grammar gives it
 	flying map[string]*flight
 
 	warnedSuperuser atomic.Bool
@@ -148,6 +149,7 @@ func sameTLS(a, b *tls.Config) bool {
 func (c *catalog) reset() {
 	c.names, c.tables = map[uint64]colName{}, map[uint32]tableEntry{}
 	c.rels, c.byName = map[uint32]*relInfo{}, map[engine.Relation]nameEntry{}
+	c.funcs = map[string]funcEntry{}
 }
 
 // invalidate drops every cached answer (DDL was seen on a session).
