@@ -3,6 +3,7 @@ package checkpoint
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/engine"
@@ -153,10 +154,19 @@ func expandViews(st *sqlinspect.Statement, views map[engine.Relation][]engine.Vi
 		idx[k] = len(out.Tables)
 		out.Tables = append(out.Tables, sqlinspect.Table{Schema: schema, Name: r.Name, Write: write})
 	}
+	out.Functions = slices.Clone(st.Functions)
 	for _, t := range st.Tables {
 		for _, v := range views[engine.Relation{Schema: t.Schema, Name: t.Name}] {
 			for _, b := range v.Behind {
 				addTable(b, t.Write && writeKinds[st.Kind])
+			}
+			// Reading the view calls what its definition calls: rules on
+			// statement.functions and the masking check of functions
+			// defined in the database see them.
+			for _, f := range v.Functions {
+				if !slices.Contains(out.Functions, f) {
+					out.Functions = append(out.Functions, f)
+				}
 			}
 		}
 	}

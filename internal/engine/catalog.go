@@ -43,6 +43,9 @@ type View struct {
 	Behind []Relation
 	// Columns are the output columns by name, in order.
 	Columns []ViewColumn
+	// Functions are the functions the definition calls, through nested
+	// views: reading the view calls them.
+	Functions []string
 }
 
 // Relation is a relation name; Schema is "" when not given.

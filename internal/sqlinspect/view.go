@@ -22,6 +22,8 @@ type View struct {
 	// Opaque is set when output columns cannot be told apart (a set
 	// operation, VALUES): any of them may carry any column in Refs.
 	Opaque bool
+	// Functions are the functions the definition calls, as Statement's.
+	Functions []string
 }
 
 // ViewColumn is one output column of a view.
@@ -57,7 +59,7 @@ func AnalyzeView(def string) (*View, error) {
 	w := newWalker()
 	w.outputsOf = sel
 	w.selectStmt(sel, "")
-	v := &View{Tables: w.tables, Refs: w.cols}
+	v := &View{Tables: w.tables, Refs: w.cols, Functions: w.funcs}
 	if len(sel.GetTargetList()) == 0 || len(w.outputs) != len(sel.GetTargetList()) {
 		v.Opaque = true // a set operation or VALUES: no select list of its own
 		return v, nil

@@ -59,6 +59,7 @@ create function card_cursor() returns refcursor language plpgsql as $f$
 declare r refcursor := 'rc'; begin open r for select card_number, email from customers; return r; end $f$;
 create function shout(text) returns int language plpgsql as $f$ begin raise notice 'v=%', $1; return 1; end $f$;
 create function first_card() returns text language sql as 'select card_number from customers where id = 1';
+create view v_first_card as select first_card() as c;
 create unique index customers_card on customers (card_number);
 analyze customers;
 checkpoint;
@@ -600,6 +601,8 @@ var bypassCases = []bypassCase{
 	{name: "explain verbose analyze", mode: modeSimple, steps: one("explain (verbose, analyze, costs off) select card_number, email from customers")},
 	{name: "fast-path function call", mode: modeSimple, steps: one("fastpath first_card"), deny: true},
 	{name: "function returning masked value", mode: modeSimple, steps: one("select first_card()"), deny: true},
+	{name: "view calling a function returning masked value", mode: modeSimple, steps: one("select c from v_first_card"), deny: true},
+	{name: "view calling a function, extended", mode: modeExtended, steps: one("select * from v_first_card"), deny: true},
 	{name: "lateral jsonb_each_text", mode: modeSimple, steps: one("select j.* from customers c cross join lateral jsonb_each_text(to_jsonb(c)) j"), deny: true},
 	{name: "lateral unnest", mode: modeExtended, steps: one("select x from customers, lateral unnest(array[card_number, email]) x"), deny: true},
 	{name: "copy whole row", mode: modeCopy, steps: one("copy (select c from customers c) to stdout"), deny: true},

@@ -261,7 +261,7 @@ func (c *catalog) traceView(ctx context.Context, r *relInfo, depth int) (*engine
 	if err != nil {
 		return nil, nil, err
 	}
-	v := &engine.View{Schema: r.schema, Name: r.name}
+	v := &engine.View{Schema: r.schema, Name: r.name, Functions: slices.Clone(def.Functions)}
 	// The relations the definition reads, and what is behind them.
 	behind := map[engine.Relation]bool{}
 	var bases []*relInfo // base tables (not views), for untraceable refs
@@ -292,6 +292,11 @@ func (c *catalog) traceView(ctx context.Context, r *relInfo, depth int) (*engine
 			}
 			for _, b := range bv.Behind {
 				add(b)
+			}
+			for _, f := range bv.Functions {
+				if !slices.Contains(v.Functions, f) {
+					v.Functions = append(v.Functions, f)
+				}
 			}
 			bases = append(bases, bbases...)
 		}
