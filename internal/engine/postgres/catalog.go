@@ -418,3 +418,15 @@ func closeConn(pc *pgconn.PgConn) {
 	pc.Close(ctx)
 	cancel()
 }
+
+// inList renders values as the placeholder list of an IN (…) clause
+// ("$1,$2,…") with the matching text parameters.
+func inList(values []string) (list string, params [][]byte) {
+	ph := make([]string, len(values))
+	params = make([][]byte, len(values))
+	for i, v := range values {
+		ph[i] = "$" + strconv.Itoa(i+1)
+		params[i] = []byte(v)
+	}
+	return strings.Join(ph, ","), params
+}

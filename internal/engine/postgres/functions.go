@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -36,13 +35,11 @@ func (c *catalog) UserFunctions(ctx context.Context, names []string) ([]string, 
 		return out, nil
 	}
 	gen := c.gen.Load()
-	params := make([][]byte, len(missing))
-	ph := make([]string, len(missing))
+	plain := make([]string, len(missing))
 	for i, n := range missing {
-		_, name := splitFunc(n)
-		params[i] = []byte(name)
-		ph[i] = "$" + strconv.Itoa(i+1)
+		_, plain[i] = splitFunc(n)
 	}
+	list, params := inList(plain)
 	// C and internal functions cannot run SQL by themselves (short of SPI
 	// in an extension's C code, which is out of reach either way); every
 	// other language can.
@@ -50,7 +47,7 @@ func (c *catalog) UserFunctions(ctx context.Context, names []string) ([]string, 
 		"JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "+
 		"JOIN pg_catalog.pg_language l ON l.oid = p.prolang "+
 		"WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND l.lanname NOT IN ('c', 'internal') "+
-		"AND p.proname IN ("+strings.Join(ph, ",")+")", params...)
+		"AND p.proname IN ("+list+")", params...)
 	if err != nil {
 		return nil, err
 	}

@@ -143,15 +143,14 @@ func (c *catalog) lookupNames(ctx context.Context, names []engine.Relation) (map
 		return out, nil
 	}
 	gen := c.gen.Load()
-	params := make([][]byte, len(missing))
-	ph := make([]string, len(missing))
+	plain := make([]string, len(missing))
 	for i, n := range missing {
-		params[i] = []byte(n.Name)
-		ph[i] = "$" + strconv.Itoa(i+1)
+		plain[i] = n.Name
 	}
+	list, params := inList(plain)
 	rows, err := c.query(ctx, "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "+
 		"JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "+
-		"WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname IN ("+strings.Join(ph, ",")+")", params...)
+		"WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND c.relname IN ("+list+")", params...)
 	if err != nil {
 		return nil, err
 	}
