@@ -155,8 +155,18 @@ func checkStart(ctx context.Context, st ChainReader, node string, pub ed25519.Pu
 		switch {
 		case c.KeyID != chain.KeyID(pub):
 			// Signed by another key (rotated): the startup check cannot
-			// vouch for it; the state file still anchors the chain and
-			// offline verification with both keys checks it.
+			// check its signature; offline verification with both keys
+			// does. When the state file says this node last signed with
+			// that key, the checkpoint is this node's own from before the
+			// rotation: it counts as signed (a restart after rotating the
+			// key is not "checkpoints were deleted") and anchors the scan
+			// like any other, so a hash that disagrees with the stored
+			// chain or with the state file is still a break.
+			if state != nil && state.KeyID == c.KeyID {
+				cpSeq = c.NodeSeq
+				signedSeq = cpSeq
+				anchors = append(anchors, anchorPoint{c.NodeSeq, c.Hash, "the newest checkpoint (this node's previous key)"})
+			}
 		case func() bool { _, err := c.Verify(pub); return err != nil }():
 			fs = append(fs, finding{c.NodeSeq, fmt.Sprintf("the newest checkpoint (node_seq %d) does not verify with this node's key: forged or altered", c.NodeSeq)})
 		default:

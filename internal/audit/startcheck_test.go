@@ -303,3 +303,33 @@ func TestStartCheckAfterPrune(t *testing.T) {
 	e.exec(`DELETE FROM audit_checkpoints WHERE node_seq = 13`)
 	e.wantBreak(12, "truncated")
 }
+
+// TestStartCheckKeyRotation: a restart with a new signing key is a clean
+// start (the newest checkpoint carries the old key, which the state file
+// names), and the old-key checkpoint still anchors the check.
+func TestStartCheckKeyRotation(t *testing.T) {
+	rotate := func(e *chainEnv) {
+		key, err := chain.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.key = key
+	}
+	e := newChainEnv(t)
+	e.run(5)
+	rotate(e)
+	e.run(5) // refused with "checkpoints were deleted" before the fix
+	rotate(e)
+	e.run(1)
+
+	// After a rotation, tampering with what the old key signed is still
+	// found: the state file and the old-key checkpoints anchor the scan.
+	e = newChainEnv(t)
+	e.run(5)
+	e.run(5)
+	rotate(e)
+	e.exec(`UPDATE audit_events SET statement = 'select 2' WHERE node_seq = 8`)
+	e.exec(`DELETE FROM audit_checkpoints WHERE node_seq = 10`)
+	e.exec(`DELETE FROM audit_events WHERE node_seq > 9`)
+	e.wantBreak(8, "edited")
+}
