@@ -36,6 +36,7 @@ import (
 	"github.com/gatehouse/gatehouse/internal/identity"
 	"github.com/gatehouse/gatehouse/internal/metrics"
 	"github.com/gatehouse/gatehouse/internal/policy"
+	"github.com/gatehouse/gatehouse/internal/rawconn"
 	"github.com/gatehouse/gatehouse/internal/sqlinspect"
 	"github.com/gatehouse/gatehouse/internal/store"
 	"github.com/gatehouse/gatehouse/internal/store/storeopen"
@@ -526,6 +527,9 @@ func (g *Gateway) accept(l net.Listener, eng engine.Engine) {
 			tc.SetNoDelay(true)
 			tc.SetKeepAlive(true)
 		}
+		// Raw system calls on the data path (TLS, when the client asks for
+		// it, runs on top): see package rawconn.
+		c = rawconn.Wrap(c)
 		g.sessions.Add(1)
 		go func() {
 			defer g.sessions.Done()

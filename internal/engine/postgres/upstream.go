@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/gatehouse/gatehouse/internal/engine"
+	"github.com/gatehouse/gatehouse/internal/rawconn"
 )
 
 // startup parameters that describe the connection itself rather than session
@@ -64,6 +65,7 @@ func connectUpstream(ctx context.Context, u engine.Upstream, clientParams map[st
 	cfg.Host, cfg.Port = host, uint16(port)
 	cfg.User, cfg.Database, cfg.Password = u.Username, u.Database, u.Password
 	cfg.TLSConfig = u.TLS // nil for disable
+	cfg.DialFunc = dialTCP
 	cfg.Fallbacks = nil
 	cfg.ConnectTimeout = 15 * time.Second
 	cfg.RuntimeParams = map[string]string{}
@@ -73,4 +75,18 @@ func connectUpstream(ctx context.Context, u engine.Upstream, clientParams map[st
 		}
 	}
 	return pgconn.ConnectConfig(ctx, cfg)
+}
+
+// upstreamDialer is pgconn's default dialer (keep-alive every 5 minutes).
+var upstreamDialer = &net.Dialer{KeepAlive: 5 * time.Minute}
+
+// dialTCP dials the target's TCP connection with raw system calls for the
+// relay (package rawconn); pgconn runs TLS on top when the connection asks
+// for it.
+func dialTCP(ctx context.Context, network, addr string) (net.Conn, error) {
+	c, err := upstreamDialer.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return rawconn.Wrap(c), nil
 }
