@@ -99,7 +99,7 @@ if [[ $use_gh -eq 1 ]]; then
 	fi
 fi
 
-# sample PATH MODE CLIENTS ROUND: one pgbench run; appends "path mode c tps lat" to samples.
+# sample PATH MODE CLIENTS ROUND: one pgbench run; appends "path mode c tps lat round" to samples.
 sample() {
 	local out=$work/run-$1-$2-$3-$4.log
 	(
@@ -109,7 +109,7 @@ sample() {
 	local tps lat
 	tps=$(sed -nE 's/^tps = ([0-9.]+) .*/\1/p' "$out" | tail -n1)
 	lat=$(sed -nE 's/^latency average = ([0-9.]+) ms.*/\1/p' "$out")
-	echo "$1 $2 $3 $tps $lat" >>"$work/samples"
+	echo "$1 $2 $3 $tps $lat $4" >>"$work/samples"
 	log "round $4: $1 -M $2 -c $3: $tps tps, $lat ms"
 }
 
@@ -140,21 +140,31 @@ stat() { # PATH MODE CLIENTS FIELD(4=tps,5=lat)
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b + 0 == 0) print "–"; else printf "%.2f", a / b }'; }
 added() { awk -v a="$1" -v d="$2" 'BEGIN { if (a == "" || d == "") print ""; else printf "%.4f", a - d }'; }
 fmt() { awk -v v="$1" -v f="$2" 'BEGIN { if (v == "") print "–"; else printf f, v }'; }
+# paired MODE CLIENTS: the median over rounds of each round's own added-latency
+# ratio (gatehouse − direct) / (pgbouncer − direct). Latency on a shared VM
+# drifts between rounds; a round's three samples ran minutes apart at most,
+# so the paired figure is less sensitive to that drift than the ratio of
+# medians.
+paired() {
+	awk -v m="$1" -v c="$2" '$2 == m && $3 == c {lat[$1, $6] = $5; r[$6] = 1}
+		END {for (k in r) if ((("direct", k) in lat) && (("pgbouncer", k) in lat) && (("gatehouse", k) in lat) && lat["pgbouncer", k] > lat["direct", k])
+			print (lat["gatehouse", k] - lat["direct", k]) / (lat["pgbouncer", k] - lat["direct", k])}' "$work/samples" | median
+}
 
 {
 	echo "### pgbench -S (select-only), scale $scale, ${T}s x $R rounds, medians"
 	echo
 	echo "$(nproc) CPUs; $(/usr/lib/postgresql/15/bin/postgres --version); $(pgbouncer --version 2>/dev/null | head -n1 || true); gatehouse repo at $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo "?") ($bin); $(date -u +%FT%TZ)"
 	echo
-	echo "| mode | clients | direct TPS | direct lat ms | pgbouncer TPS | pgbouncer lat ms | gatehouse TPS | gatehouse lat ms | gatehouse/direct TPS | pgbouncer/direct TPS | gatehouse added lat / pgbouncer added lat |"
-	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| mode | clients | direct TPS | direct lat ms | pgbouncer TPS | pgbouncer lat ms | gatehouse TPS | gatehouse lat ms | gatehouse/direct TPS | pgbouncer/direct TPS | gatehouse added lat / pgbouncer added lat | same, paired per round |"
+	echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for m in $modes; do
 		for c in $clients; do
 			dt=$(stat direct "$m" "$c" 4) dl=$(stat direct "$m" "$c" 5)
 			bt=$(stat pgbouncer "$m" "$c" 4) bl=$(stat pgbouncer "$m" "$c" 5)
 			gt=$(stat gatehouse "$m" "$c" 4) gl=$(stat gatehouse "$m" "$c" 5)
 			ga=$(added "$gl" "$dl") ba=$(added "$bl" "$dl")
-			echo "| $m | $c | $(fmt "$dt" %.0f) | $(fmt "$dl" %.3f) | $(fmt "$bt" %.0f) | $(fmt "$bl" %.3f) | $(fmt "$gt" %.0f) | $(fmt "$gl" %.3f) | $(ratio "$gt" "$dt") | $(ratio "$bt" "$dt") | $(ratio "$ga" "$ba") |"
+			echo "| $m | $c | $(fmt "$dt" %.0f) | $(fmt "$dl" %.3f) | $(fmt "$bt" %.0f) | $(fmt "$bl" %.3f) | $(fmt "$gt" %.0f) | $(fmt "$gl" %.3f) | $(ratio "$gt" "$dt") | $(ratio "$bt" "$dt") | $(ratio "$ga" "$ba") | $(fmt "$(paired "$m" "$c")" %.2f) |"
 		done
 	done
 	echo
