@@ -2,7 +2,6 @@ package checkpoint
 
 import (
 	"fmt"
-	"path"
 	"strings"
 	"sync/atomic"
 
@@ -257,7 +256,7 @@ func tableHasMaskRule(plan policy.MaskPlan, schema, table string) bool {
 		for i := len(names) - (n - 1); i < len(names); i++ {
 			p, after, _ := strings.Cut(rest, ".")
 			rest = after
-			if m, err := path.Match(p, names[i]); p != "*" && (err != nil || !m) {
+			if p != "*" && !policy.MatchGlob(p, names[i]) {
 				ok = false
 			}
 		}

@@ -100,12 +100,23 @@ func matchColumn(pattern string, parts [3]string) bool {
 		if p == "*" {
 			continue
 		}
-		ok, err := path.Match(p, parts[i])
-		if err != nil || !ok {
+		if !MatchGlob(p, parts[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// MatchGlob is path.Match(pattern, name) for one part of a column pattern,
+// with a bad pattern matching nothing. A part without glob syntax (the
+// usual case) is compared directly: path.Match would compare it byte by
+// byte too, and cannot fail on it.
+func MatchGlob(pattern, name string) bool {
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		return pattern == name
+	}
+	ok, err := path.Match(pattern, name)
+	return err == nil && ok
 }
 
 // validColumnPattern reports whether a pattern has 1-3 non-empty parts,
