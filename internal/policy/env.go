@@ -34,30 +34,88 @@ var (
 // a cel.Env is safe for concurrent use).
 func celEnv() (*cel.Env, error) {
 	envOnce.Do(func() {
-		envVal, envErr = cel.NewEnv(
-			ext.NativeTypes(
-				reflect.TypeFor[Statement](),
-				reflect.TypeFor[Principal](),
-				reflect.TypeFor[Actor](),
-				reflect.TypeFor[Connection](),
-				reflect.TypeFor[Session](),
-				reflect.TypeFor[Action](),
-				ext.ParseStructTags(true),
-			),
-			cel.Variable("statement", cel.ObjectType("policy.Statement")),
-			cel.Variable("principal", cel.ObjectType("policy.Principal")),
-			cel.Variable("connection", cel.ObjectType("policy.Connection")),
-			cel.Variable("session", cel.ObjectType("policy.Session")),
-			cel.Variable("action", cel.ObjectType("policy.Action")),
-			// String helpers (lowerAscii, split, …) and
-			// sets.contains/intersects/equivalent are what policies over
-			// table and function lists need. ext.Lists is left out on
-			// purpose: lists.range(n) allocates n elements.
-			ext.Strings(),
-			ext.Sets(),
-		)
+		envVal, envErr = cel.NewEnv(envOptions(true)...)
 	})
 	return envVal, envErr
+}
+
+// envOptions are the options of the CEL environment; shared adds
+// sharedEmptyLists (tests build the environment without it to compare).
+func envOptions(shared bool) []cel.EnvOption {
+	opts := []cel.EnvOption{
+		ext.NativeTypes(
+			reflect.TypeFor[Statement](),
+			reflect.TypeFor[Principal](),
+			reflect.TypeFor[Actor](),
+			reflect.TypeFor[Connection](),
+			reflect.TypeFor[Session](),
+			reflect.TypeFor[Action](),
+			ext.ParseStructTags(true),
+		),
+	}
+	if shared {
+		opts = append(opts, sharedEmptyLists())
+	}
+	return append(opts,
+		cel.Variable("statement", cel.ObjectType("policy.Statement")),
+		cel.Variable("principal", cel.ObjectType("policy.Principal")),
+		cel.Variable("connection", cel.ObjectType("policy.Connection")),
+		cel.Variable("session", cel.ObjectType("policy.Session")),
+		cel.Variable("action", cel.ObjectType("policy.Action")),
+		// String helpers (lowerAscii, split, …) and
+		// sets.contains/intersects/equivalent are what policies over
+		// table and function lists need. ext.Lists is left out on
+		// purpose: lists.range(n) allocates n elements.
+		ext.Strings(),
+		ext.Sets(),
+	)
+}
+
+// sharedEmptyLists wraps the native type provider so that reading a nil
+// list field of a Statement (statement.functions of a statement that calls
+// none, …) returns one list value built at load time instead of a new one
+// per read: cel-go wraps a slice field in a fresh list on every access, and
+// most statements leave most lists empty. The shared value is what the
+// provider's own getter returns for a nil slice (an immutable empty list
+// with the same adapter), so conditions see exactly the same value.
+func sharedEmptyLists() cel.EnvOption {
+	return func(e *cel.Env) (*cel.Env, error) {
+		return cel.CustomTypeProvider(&emptyListProvider{Provider: e.CELTypeProvider()})(e)
+	}
+}
+
+type emptyListProvider struct {
+	types.Provider
+}
+
+// statementLists reads the list fields of a Statement by their cel names.
+var statementLists = map[string]func(*Statement) []string{
+	"tables":           func(s *Statement) []string { return s.Tables },
+	"tables_qualified": func(s *Statement) []string { return s.TablesQualified },
+	"tables_written":   func(s *Statement) []string { return s.TablesWritten },
+	"columns":          func(s *Statement) []string { return s.Columns },
+	"functions":        func(s *Statement) []string { return s.Functions },
+}
+
+func (p *emptyListProvider) FindStructFieldType(structType, fieldName string) (*types.FieldType, bool) {
+	ft, ok := p.Provider.FindStructFieldType(structType, fieldName)
+	list := statementLists[fieldName]
+	if !ok || ft == nil || ft.GetFrom == nil || structType != "policy.Statement" || list == nil {
+		return ft, ok
+	}
+	get := ft.GetFrom
+	empty, err := get(&Statement{})
+	if err != nil || empty == nil {
+		return ft, ok
+	}
+	out := *ft
+	out.GetFrom = func(obj any) (any, error) {
+		if st, isStmt := obj.(*Statement); isStmt && st != nil && list(st) == nil {
+			return empty, nil
+		}
+		return get(obj)
+	}
+	return &out, true
 }
 
 // compile type-checks one condition and plans it. The condition must be a
