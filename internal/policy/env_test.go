@@ -2,16 +2,17 @@ package policy
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
 )
 
-// TestSharedEmptyListsSame evaluates conditions over the list fields with
-// and without sharedEmptyLists, on nil, empty and non-empty lists: the
+// TestLightFieldReadsSame evaluates conditions over the list fields with
+// and without lightFieldReads, on nil, empty and non-empty lists: the
 // results (values and errors) must be the same.
-func TestSharedEmptyListsSame(t *testing.T) {
+func TestLightFieldReadsSame(t *testing.T) {
 	shared, err := cel.NewEnv(envOptions(true)...)
 	if err != nil {
 		t.Fatal(err)
@@ -38,9 +39,18 @@ func TestSharedEmptyListsSame(t *testing.T) {
 		`policy.Statement{}.functions`,
 		`policy.Statement{functions: ["a"]}.functions + statement.functions`,
 		`dyn(statement.tables) == dyn([])`,
+		`statement.kind`,
+		`statement.kind == "select"`,
+		`statement.kind.startsWith("drop_") || statement.kind in ["truncate", "alter_table"]`,
+		`statement.object_kind == "" && size(statement.kind) > 0`,
+		`policy.Statement{kind: "x"}.kind + statement.kind`,
+		`type(statement.kind) == string`,
 	}
 	inputs := []Statement{
 		{},
+		{Kind: "select"},
+		{Kind: "drop_table", ObjectKind: "table"},
+		{Kind: "alter_table", ObjectKind: "table", Tables: []string{"t"}},
 		{Tables: []string{}, TablesQualified: []string{}, TablesWritten: []string{}, Columns: []string{}, Functions: []string{}},
 		{Tables: []string{"orders"}, TablesQualified: []string{"public.orders"}, TablesWritten: []string{"orders"},
 			Columns: []string{"t.a"}, Functions: []string{"pg_sleep"}},
@@ -71,10 +81,35 @@ func TestSharedEmptyListsSame(t *testing.T) {
 	}
 }
 
-// TestSharedEmptyListsAllocs checks that reading a nil list field
-// allocates nothing (the point of sharedEmptyLists).
-func TestSharedEmptyListsAllocs(t *testing.T) {
-	prg, _, iss, err := compile(`"pg_sleep" in statement.functions || "x" in statement.tables_written`)
+// TestInternTable checks interned values against fresh ones, with more
+// strings than slots (so slots are replaced).
+func TestInternTable(t *testing.T) {
+	var tbl internTable
+	for round := range 3 {
+		for i := range 500 {
+			s := fmt.Sprintf("kind_%d", i*(round+1))
+			if i%7 == 0 {
+				s = strings.Repeat("x", 60+i%10) // some too long to intern
+			}
+			v := tbl.get(s)
+			if v != any(types.String(s)) {
+				t.Fatalf("get(%q) = %#v", s, v)
+			}
+		}
+	}
+	if v := tbl.get(""); v != any(types.String("")) {
+		t.Fatalf("get(\"\") = %#v", v)
+	}
+	tbl.get("select")
+	if n := testing.AllocsPerRun(100, func() { tbl.get("select") }); n != 0 {
+		t.Errorf("an interned string allocates %v times", n)
+	}
+}
+
+// TestLightFieldReadsAllocs checks that reading a nil list field
+// allocates nothing (the point of lightFieldReads).
+func TestLightFieldReadsAllocs(t *testing.T) {
+	prg, _, iss, err := compile(`"pg_sleep" in statement.functions || "x" in statement.tables_written || statement.kind == "drop_table"`)
 	if err != nil || iss.Err() != nil {
 		t.Fatal(err, iss.Err())
 	}
