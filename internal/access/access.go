@@ -214,7 +214,8 @@ func (d Decision) Allowed() bool { return d.Verdict == Allow }
 
 // MaskPlan says which parts of a response to mask; nil means the response
 // is relayed untouched. It mirrors the policy's plan so engines need not
-// import the policy package.
+// import the policy package. Decisions may share one MaskPlan (the
+// checkpoint builds it once per policy set): read it, never modify it.
 type MaskPlan struct {
 	Columns    []ColumnMask `json:"columns,omitempty"`
 	Entities   []string     `json:"entities,omitempty"`   // entity kinds to detect in text values

@@ -49,6 +49,8 @@ type Checkpoint struct {
 	// record redacted (Decision.RecordText), for events recorded with a
 	// decision made after the checkpoint's.
 	redact redactions
+	// masks caches the engine form of the masking plan (mask.go).
+	masks maskCache
 }
 
 type children struct {

@@ -2,8 +2,8 @@ package checkpoint
 
 import (
 	"fmt"
-	"path"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gatehouse/gatehouse/internal/access"
 	"github.com/gatehouse/gatehouse/internal/policy"
@@ -15,13 +15,14 @@ import (
 // masked too) and whether it uses masked columns where their values leak
 // without being returned (WHERE, JOIN, ORDER BY, GROUP BY: inference by
 // binary search), which is denied unless the plan allows it.
-func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.Statement) {
+//
+// d.Mask may be shared with other decisions (see accessMask): it is copied
+// before it is changed.
+func (c *Checkpoint) maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.Statement) {
 	if plan.Empty() {
 		return
 	}
-	m := toAccessMask(plan)
-	m.MethodFor = plan.MethodFor
-	d.Mask = m
+	d.Mask = c.masks.accessMask(plan)
 	for _, st := range facts {
 		if reason := bypassesMasking(st); reason != "" {
 			d.Verdict, d.Rule, d.Reason = access.Deny, "gatehouse/masking", reason
@@ -76,7 +77,11 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 					d.Reason = fmt.Sprintf("a result value is computed from masked column %s, which could reveal it; select the column itself (it will be masked) or ask for a policy with derived: mask", colName(c))
 					return
 				}
-				m.ReadsMasked = true
+				if !d.Mask.ReadsMasked {
+					m := *d.Mask
+					m.ReadsMasked = true
+					d.Mask = &m
+				}
 			default:
 				if plan.Predicates != policy.PredicatesAllow {
 					d.Verdict, d.Rule = access.Deny, "gatehouse/masking"
@@ -86,6 +91,49 @@ func maskDecision(d *access.Decision, plan policy.MaskPlan, facts []*sqlinspect.
 			}
 		}
 	}
+}
+
+// maskCache remembers the engine form of the last masking plan decided, so
+// the statements of a session under the same policies (the usual case) share
+// one instead of building it per statement.
+type maskCache struct {
+	last atomic.Pointer[maskEntry]
+}
+
+type maskEntry struct {
+	plan policy.MaskPlan // a copy of the plan: its slices are the key
+	out  access.MaskPlan // read-only: shared by the decisions using it
+}
+
+// accessMask returns the engine form of plan. The result is shared: callers
+// copy it before changing it. A cached one is used when plan holds the very
+// same column and entity lists (same backing arrays and lengths) and the
+// same settings: the lists of a compiled policy set are never written, and
+// a merged plan's are new per evaluation and never written once returned;
+// the cache keeps the arrays it compares alive, so their addresses cannot be
+// reused by different lists. Equal identity is therefore equal content.
+func (mc *maskCache) accessMask(plan policy.MaskPlan) *access.MaskPlan {
+	if e := mc.last.Load(); e != nil && sameList(e.plan.Columns, plan.Columns) && sameList(e.plan.Entities, plan.Entities) &&
+		e.plan.Derived == plan.Derived && e.plan.Predicates == plan.Predicates {
+		return &e.out
+	}
+	e := &maskEntry{plan: plan}
+	e.out = access.MaskPlan{Entities: plan.Entities, Derived: plan.Derived, Predicates: plan.Predicates,
+		MethodFor: e.plan.MethodFor}
+	if len(plan.Columns) > 0 {
+		e.out.Columns = make([]access.ColumnMask, len(plan.Columns))
+		for i, c := range plan.Columns {
+			e.out.Columns[i] = access.ColumnMask{Column: c.Pattern, Method: c.Method}
+		}
+	}
+	mc.last.Store(e)
+	return &e.out
+}
+
+// sameList reports whether a and b are the same list: same length and, if
+// not empty, the same backing array.
+func sameList[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 // readsMasked names a masked column any of facts uses, or "".
@@ -194,17 +242,21 @@ func columnMasked(plan policy.MaskPlan, st *sqlinspect.Statement, c sqlinspect.C
 // tableHasMaskRule reports whether any column rule could apply to a column
 // of the table (a rule naming only a column applies to every table).
 func tableHasMaskRule(plan policy.MaskPlan, schema, table string) bool {
-	names := []string{strings.ToLower(orPublic(schema)), strings.ToLower(table)}
+	names := [2]string{strings.ToLower(orPublic(schema)), strings.ToLower(table)}
 	for _, r := range plan.Columns {
-		parts := strings.Split(r.Pattern, ".")
-		if len(parts) == 1 {
+		// The pattern's parts are walked in place, not split: this runs per
+		// statement while masking applies.
+		n := strings.Count(r.Pattern, ".") + 1
+		if n == 1 {
 			return true
 		}
-		pp := parts[:len(parts)-1] // schema/table parts, right-aligned
+		// The schema/table parts (all but the last), right-aligned.
+		rest := r.Pattern
 		ok := true
-		for i, p := range pp {
-			n := names[len(names)-len(pp)+i]
-			if m, err := path.Match(p, n); p != "*" && (err != nil || !m) {
+		for i := len(names) - (n - 1); i < len(names); i++ {
+			p, after, _ := strings.Cut(rest, ".")
+			rest = after
+			if p != "*" && !policy.MatchGlob(p, names[i]) {
 				ok = false
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gatehouse/gatehouse/internal/access"
@@ -13,6 +14,9 @@ import (
 	"github.com/gatehouse/gatehouse/internal/policy"
 	"github.com/gatehouse/gatehouse/internal/sqlinspect"
 )
+
+// inputPool recycles the policy inputs of decidePolicy.
+var inputPool = sync.Pool{New: func() any { return new(policy.Input) }}
 
 // Inspector turns SQL text into statement facts; sqlinspect.Inspect in
 // production.
@@ -25,9 +29,12 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 	if set == nil || set.Len() == 0 {
 		return access.Decision{Verdict: access.Allow}
 	}
-	in := policy.InputFor(a, time.Now())
-	var stmts []policy.Statement
-	var raws []*sqlinspect.Statement
+	now := time.Now() // session.time: when the action arrived
+	// Most actions carry one statement: these back the lists without an
+	// allocation (they do not outlive the decision).
+	var stmtBuf [2]policy.Statement
+	var rawBuf [2]*sqlinspect.Statement
+	stmts, raws := stmtBuf[:0], rawBuf[:0]
 	var unknown []string
 	if a.Kind == access.ActionStatement {
 		if !set.ReadsRelations() {
@@ -38,7 +45,7 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 			cat = nil
 		}
 		var err error
-		if stmts, raws, unknown, err = c.statements(ctx, a, cat); err != nil {
+		if stmts, raws, unknown, err = c.appendStatements(ctx, a, cat, stmts, raws); err != nil {
 			var ce *catalogError
 			if errors.As(err, &ce) {
 				return access.Decision{Verdict: access.Deny, Rule: "gatehouse/catalog", Reason: ce.Error()}
@@ -55,8 +62,12 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 		}
 	}
 	if len(stmts) == 0 {
-		stmts = []policy.Statement{{Kind: emptyKind(a), Text: a.Statement}}
+		stmts = append(stmts, policy.Statement{Kind: emptyKind(a), Text: a.Statement})
 	}
+	// The input is only read while the loop below evaluates (CEL keeps no
+	// reference to it once Eval returns), so it is pooled.
+	in := inputPool.Get().(*policy.Input)
+	policy.FillInput(in, a, now)
 	// Every statement the action carries (and those it wraps: EXPLAIN,
 	// PREPARE, EXECUTE of a prepared one) is evaluated; the worst verdict wins.
 	var worst policy.Decision
@@ -72,6 +83,8 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 			mask = d.Mask // plans are per session, identical for every statement
 		}
 	}
+	*in = policy.Input{} // hold no session data in the pool
+	inputPool.Put(in)
 	var recordText string
 	if carriesMasked(mask, raws, unknown) {
 		recordText = redactedText(a.Statement)
@@ -91,7 +104,7 @@ func (c *Checkpoint) decidePolicy(ctx context.Context, a *access.Action, cat eng
 	if out.Allowed() || out.Verdict == access.Hold {
 		// A held statement gets its mask plan now: what masking would
 		// refuse is refused before anyone is asked to approve it.
-		maskDecision(&out, mask, raws)
+		c.maskDecision(&out, mask, raws)
 	}
 	if (out.Allowed() || out.Verdict == access.Hold) && len(mask.Columns) > 0 && cat != nil {
 		if d, refused := userFunctions(ctx, cat, raws); refused {
@@ -174,14 +187,6 @@ func (c *Checkpoint) toAccess(d policy.Decision) access.Decision {
 		Reason: fmt.Sprintf("denied by policy %q rule %q: %s", d.Policy, d.Rule, d.Message)}
 }
 
-func toAccessMask(m policy.MaskPlan) *access.MaskPlan {
-	out := &access.MaskPlan{Entities: m.Entities, Derived: m.Derived, Predicates: m.Predicates}
-	for _, c := range m.Columns {
-		out.Columns = append(out.Columns, access.ColumnMask{Column: c.Pattern, Method: c.Method})
-	}
-	return out
-}
-
 // statements returns the policy view of the statements in a.Statement,
 // including wrapped ones and MERGE actions, seen through views when the
 // session has a catalog, and follows SQL-level PREPARE/EXECUTE within the
@@ -189,6 +194,13 @@ func toAccessMask(m policy.MaskPlan) *access.MaskPlan {
 // as the statement it runs (its raw facts are returned with the others).
 // unknown lists the EXECUTEd names the gateway knows no statement for.
 func (c *Checkpoint) statements(ctx context.Context, a *access.Action, cat engine.Catalog) (out []policy.Statement, raws []*sqlinspect.Statement, unknown []string, err error) {
+	return c.appendStatements(ctx, a, cat, nil, nil)
+}
+
+// appendStatements is statements appending to out and raws (which the
+// caller may back with its own arrays).
+func (c *Checkpoint) appendStatements(ctx context.Context, a *access.Action, cat engine.Catalog, out []policy.Statement, raws []*sqlinspect.Statement) ([]policy.Statement, []*sqlinspect.Statement, []string, error) {
+	var unknown []string
 	facts, err := c.inspect(a.Statement)
 	if err != nil {
 		return nil, nil, nil, err
@@ -243,37 +255,100 @@ func appendPolicy(out []policy.Statement, st *sqlinspect.Statement) []policy.Sta
 
 // PolicyStatement maps inspected statement facts to the policy's input
 // (functions by their last name part, so a schema prefix cannot evade a rule).
+//
+// It runs for every statement, so its lists share one backing array and
+// the names it builds ("schema.table", "public.table", "table.column") one
+// string: at most two allocations whatever the statement's size. Each list
+// is capped at its length, so an append to one never writes another.
 func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 	ps := policy.Statement{Kind: st.Kind, ObjectKind: st.ObjectKind, HasWhere: st.HasWhere,
 		Writes: st.Writes, Analyze: st.Analyze, Text: st.Text}
+	nt, nc, nf := len(st.Tables), len(st.Columns), len(st.Functions)
+	nw, size := 0, 0
 	for _, t := range st.Tables {
+		if t.Write {
+			nw++
+		}
+		switch {
+		case t.Schema != "":
+			size += len(t.Schema) + 1 + len(t.Name)
+		case !strings.Contains(t.Name, "."):
+			size += len(publicPrefix) + len(t.Name)
+		}
+	}
+	for _, col := range st.Columns {
+		if col.Table != "" {
+			size += len(col.Table) + 1 + len(columnPart(col))
+		}
+	}
+	if nt+nc+nf == 0 {
+		return ps
+	}
+	lists := make([]string, 2*nt+nw+nc+nf)
+	var b strings.Builder
+	b.Grow(size)
+	// join writes a+sep+z to b and returns it as a string sharing b's bytes
+	// (a Builder never changes bytes it has written).
+	join := func(a, sep, z string) string {
+		start := b.Len()
+		b.WriteString(a)
+		b.WriteString(sep)
+		b.WriteString(z)
+		return b.String()[start:]
+	}
+	take := func(n int) []string {
+		if n == 0 {
+			return nil
+		}
+		l := lists[:n:n]
+		lists = lists[n:]
+		return l
+	}
+	ps.Tables, ps.TablesQualified, ps.TablesWritten = take(nt), take(nt), take(nw)
+	ps.Columns, ps.Functions = take(nc), take(nf)
+	w := 0
+	for i, t := range st.Tables {
 		name := t.Name
 		if t.Schema != "" {
-			name = t.Schema + "." + t.Name
+			name = join(t.Schema, ".", t.Name)
 		}
-		ps.Tables = append(ps.Tables, name)
+		ps.Tables[i] = name
+		// As policy.QualifyTables does.
+		if strings.Contains(name, ".") {
+			ps.TablesQualified[i] = name
+		} else {
+			ps.TablesQualified[i] = join(publicPrefix, "", name)
+		}
 		if t.Write {
-			ps.TablesWritten = append(ps.TablesWritten, name)
+			ps.TablesWritten[w] = name
+			w++
 		}
 	}
-	ps.TablesQualified = policy.QualifyTables(ps.Tables)
-	for _, col := range st.Columns {
-		name := col.Name
-		if col.Star {
-			name = "*"
-		}
+	for i, col := range st.Columns {
+		name := columnPart(col)
 		if col.Table != "" {
-			name = col.Table + "." + name
+			name = join(col.Table, ".", name)
 		}
-		ps.Columns = append(ps.Columns, name)
+		ps.Columns[i] = name
 	}
-	for _, f := range st.Functions {
-		if i := strings.LastIndexByte(f, '.'); i >= 0 {
-			f = f[i+1:]
+	for i, f := range st.Functions {
+		if j := strings.LastIndexByte(f, '.'); j >= 0 {
+			f = f[j+1:]
 		}
-		ps.Functions = append(ps.Functions, strings.ToLower(f))
+		ps.Functions[i] = strings.ToLower(f)
 	}
 	return ps
+}
+
+const publicPrefix = "public."
+
+// columnPart is a column reference's name in the policy view ("*" for a
+// star).
+func columnPart(col sqlinspect.Column) string {
+	if col.Star {
+		return "*"
+	}
+	return col.Name
 }
 
 // userFunctions refuses a statement that calls a function defined in the

@@ -54,3 +54,32 @@ func BenchmarkCheckSimpleNoPolicies(b *testing.B) { benchPolicySimple(b, "") }
 func BenchmarkCheckSimplePolicies(b *testing.B) {
 	benchPolicySimple(b, "../../bench/policies-realistic.yaml")
 }
+
+// BenchmarkDecideSimplePolicies is BenchmarkCheckSimplePolicies without the
+// audit record and metrics: the policy decision path alone, whose
+// allocations it reports.
+func BenchmarkDecideSimplePolicies(b *testing.B) {
+	set, err := policy.ParseFile("../../bench/policies-realistic.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cp := New(nil, func(string) ([]string, bool) { return []string{"group:analysts"}, true }, nil).
+		WithPolicies(policy.NewReloadable(set), nil)
+	sqlinspect.Warm()
+	sess := &access.Session{ID: "s1", Principal: &access.Principal{Subject: "bob", Groups: []string{"analysts"}},
+		Target: access.Target{Name: "bench", Type: "postgres"}}
+	as := make([]access.Action, 4096)
+	for i := range as {
+		as[i] = access.Action{Session: sess, Kind: access.ActionStatement, Protocol: "simple",
+			Statement: "SELECT abalance FROM pgbench_accounts WHERE aid = " + strconv.Itoa(1+i*37) + ";"}
+	}
+	if d := cp.Decide(&as[0]); !d.Allowed() {
+		b.Fatalf("denied: %+v", d)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		cp.Decide(&as[i%len(as)])
+		i++
+	}
+}

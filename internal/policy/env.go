@@ -3,7 +3,9 @@ package policy
 import (
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
+	"sync/atomic"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
@@ -34,30 +36,145 @@ var (
 // a cel.Env is safe for concurrent use).
 func celEnv() (*cel.Env, error) {
 	envOnce.Do(func() {
-		envVal, envErr = cel.NewEnv(
-			ext.NativeTypes(
-				reflect.TypeFor[Statement](),
-				reflect.TypeFor[Principal](),
-				reflect.TypeFor[Actor](),
-				reflect.TypeFor[Connection](),
-				reflect.TypeFor[Session](),
-				reflect.TypeFor[Action](),
-				ext.ParseStructTags(true),
-			),
-			cel.Variable("statement", cel.ObjectType("policy.Statement")),
-			cel.Variable("principal", cel.ObjectType("policy.Principal")),
-			cel.Variable("connection", cel.ObjectType("policy.Connection")),
-			cel.Variable("session", cel.ObjectType("policy.Session")),
-			cel.Variable("action", cel.ObjectType("policy.Action")),
-			// String helpers (lowerAscii, split, …) and
-			// sets.contains/intersects/equivalent are what policies over
-			// table and function lists need. ext.Lists is left out on
-			// purpose: lists.range(n) allocates n elements.
-			ext.Strings(),
-			ext.Sets(),
-		)
+		envVal, envErr = cel.NewEnv(envOptions(true)...)
 	})
 	return envVal, envErr
+}
+
+// envOptions are the options of the CEL environment; shared adds
+// lightFieldReads (tests build the environment without it to compare).
+func envOptions(shared bool) []cel.EnvOption {
+	opts := []cel.EnvOption{
+		ext.NativeTypes(
+			reflect.TypeFor[Statement](),
+			reflect.TypeFor[Principal](),
+			reflect.TypeFor[Actor](),
+			reflect.TypeFor[Connection](),
+			reflect.TypeFor[Session](),
+			reflect.TypeFor[Action](),
+			ext.ParseStructTags(true),
+		),
+	}
+	if shared {
+		opts = append(opts, lightFieldReads())
+	}
+	return append(opts,
+		cel.Variable("statement", cel.ObjectType("policy.Statement")),
+		cel.Variable("principal", cel.ObjectType("policy.Principal")),
+		cel.Variable("connection", cel.ObjectType("policy.Connection")),
+		cel.Variable("session", cel.ObjectType("policy.Session")),
+		cel.Variable("action", cel.ObjectType("policy.Action")),
+		// String helpers (lowerAscii, split, …) and
+		// sets.contains/intersects/equivalent are what policies over
+		// table and function lists need. ext.Lists is left out on
+		// purpose: lists.range(n) allocates n elements.
+		ext.Strings(),
+		ext.Sets(),
+	)
+}
+
+// lightFieldReads wraps the native type provider so that the commonest
+// field reads of a Statement allocate nothing. cel-go builds a new value on
+// every read of a field: a list around a slice field, a boxed string. Most
+// statements leave most lists (functions, tables_written, …) nil, and
+// rules read statement.kind more than anything else. So a nil list field
+// reads as one list value built at load time (what the provider's own
+// getter returns for a nil slice: an immutable empty list with the same
+// adapter), and kind and object_kind as interned string values (kindValues).
+// Conditions see exactly the values they would see without it.
+func lightFieldReads() cel.EnvOption {
+	return func(e *cel.Env) (*cel.Env, error) {
+		return cel.CustomTypeProvider(&lightFieldProvider{Provider: e.CELTypeProvider()})(e)
+	}
+}
+
+type lightFieldProvider struct {
+	types.Provider
+}
+
+// statementLists reads the list fields of a Statement by their cel names.
+var statementLists = map[string]func(*Statement) []string{
+	"tables":           func(s *Statement) []string { return s.Tables },
+	"tables_qualified": func(s *Statement) []string { return s.TablesQualified },
+	"tables_written":   func(s *Statement) []string { return s.TablesWritten },
+	"columns":          func(s *Statement) []string { return s.Columns },
+	"functions":        func(s *Statement) []string { return s.Functions },
+}
+
+// kindFields read the string fields whose values come from a small fixed
+// vocabulary (statement and object kinds): their CEL values are interned.
+var kindFields = map[string]func(*Statement) string{
+	"kind":        func(s *Statement) string { return s.Kind },
+	"object_kind": func(s *Statement) string { return s.ObjectKind },
+}
+
+func (p *lightFieldProvider) FindStructFieldType(structType, fieldName string) (*types.FieldType, bool) {
+	ft, ok := p.Provider.FindStructFieldType(structType, fieldName)
+	if !ok || ft == nil || ft.GetFrom == nil || structType != "policy.Statement" {
+		return ft, ok
+	}
+	get := ft.GetFrom
+	if str := kindFields[fieldName]; str != nil {
+		out := *ft
+		out.GetFrom = func(obj any) (any, error) {
+			if st, isStmt := obj.(*Statement); isStmt && st != nil {
+				return kindValues.get(str(st)), nil
+			}
+			return get(obj)
+		}
+		return &out, true
+	}
+	list := statementLists[fieldName]
+	if list == nil {
+		return ft, ok
+	}
+	empty, err := get(&Statement{})
+	if err != nil || empty == nil {
+		return ft, ok
+	}
+	out := *ft
+	out.GetFrom = func(obj any) (any, error) {
+		if st, isStmt := obj.(*Statement); isStmt && st != nil && list(st) == nil {
+			return empty, nil
+		}
+		return get(obj)
+	}
+	return &out, true
+}
+
+// kindValues interns the CEL values of statement kinds: cel-go boxes a
+// string field into a new value on every read, and rules read
+// statement.kind more than anything else.
+var kindValues internTable
+
+// internTable caches the CEL string values of a few strings in a fixed
+// table of slots (no lock, bounded memory); a string whose slot holds
+// another takes the slot over. The value is the same either way.
+type internTable [256]atomic.Pointer[internEntry]
+
+type internEntry struct {
+	s string
+	v any // types.String(s)
+}
+
+func (t *internTable) get(s string) any {
+	h := uint(len(s))
+	if len(s) > 0 {
+		h = h*31 + uint(s[0])
+		h = h*31 + uint(s[len(s)/2])
+		h = h*31 + uint(s[len(s)-1])
+	}
+	slot := &t[h%uint(len(t))]
+	if e := slot.Load(); e != nil && e.s == s {
+		return e.v
+	}
+	if len(s) > 64 {
+		return types.String(s) // not a kind: not worth a slot
+	}
+	s = strings.Clone(s) // the slot must not pin the caller's memory
+	e := &internEntry{s: s, v: types.String(s)}
+	slot.Store(e)
+	return e.v
 }
 
 // compile type-checks one condition and plans it. The condition must be a

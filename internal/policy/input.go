@@ -94,7 +94,16 @@ type Action struct {
 // session. now is the time of the action (session.time in conditions).
 // The Principal's slices and claims map are shared, not copied.
 func InputFor(a *access.Action, now time.Time) *Input {
-	in := &Input{
+	in := new(Input)
+	FillInput(in, a, now)
+	return in
+}
+
+// FillInput is InputFor into an Input the caller owns (one it reuses, say:
+// Evaluate keeps no reference to its input): every field is overwritten,
+// Statement with the zero value.
+func FillInput(in *Input, a *access.Action, now time.Time) {
+	*in = Input{
 		Action:  Action{Kind: string(a.Kind), Protocol: a.Protocol},
 		Session: Session{Time: now},
 	}
@@ -106,7 +115,6 @@ func InputFor(a *access.Action, now time.Time) *Input {
 		in.Session.TLS = s.TLS
 		in.Principal = PrincipalFrom(s.Principal)
 	}
-	return in
 }
 
 // PrincipalFrom converts an access.Principal (nil gives the zero value,

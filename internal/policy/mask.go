@@ -85,23 +85,38 @@ func (m *MaskPlan) MethodFor(schema, table, column string) (string, bool) {
 }
 
 // matchColumn matches a validated pattern against schema, table, column,
-// aligning the pattern's parts to the right.
+// aligning the pattern's parts to the right. It walks the pattern in place
+// (no strings.Split): it runs for every column reference of every
+// statement while masking applies.
 func matchColumn(pattern string, parts [3]string) bool {
-	pp := strings.Split(pattern, ".")
-	if len(pp) > 3 {
+	n := strings.Count(pattern, ".") + 1
+	if n > 3 {
 		return false
 	}
-	off := 3 - len(pp)
-	for i, p := range pp {
+	rest := pattern
+	for i := 3 - n; i < 3; i++ {
+		p, r, _ := strings.Cut(rest, ".")
+		rest = r
 		if p == "*" {
 			continue
 		}
-		ok, err := path.Match(p, parts[off+i])
-		if err != nil || !ok {
+		if !MatchGlob(p, parts[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+// MatchGlob is path.Match(pattern, name) for one part of a column pattern,
+// with a bad pattern matching nothing. A part without glob syntax (the
+// usual case) is compared directly: path.Match would compare it byte by
+// byte too, and cannot fail on it.
+func MatchGlob(pattern, name string) bool {
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		return pattern == name
+	}
+	ok, err := path.Match(pattern, name)
+	return err == nil && ok
 }
 
 // validColumnPattern reports whether a pattern has 1-3 non-empty parts,
