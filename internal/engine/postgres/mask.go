@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"slices"
@@ -86,6 +87,39 @@ type planCache struct {
 // catalog generation and is still fresh.
 func (c *planCache) matches(fields *[]field, formats []int16, gen uint64, now time.Time) bool {
 	return c != nil && c.fields == fields && c.gen == gen && now.Before(c.until) && slices.Equal(c.formats, formats)
+}
+
+// queryPlan is the masking plan of the last simple-query result shape
+// (upstream goroutine only). Simple-protocol clients repeat a few query
+// shapes with new literals, and each result would otherwise resolve every
+// field through the shared catalog again. The key is the RowDescription's
+// bytes and the decision's mask plan: decisions under the same policies
+// share one plan (checkpoint's mask cache), and holding the pointer here
+// keeps that plan alive, so the address is never another plan's. Like
+// planCache, it is rebuilt after DDL through the gateway (catalog
+// generation) and after the catalog TTL: a view replaced with the same
+// column names describes its result with the very same bytes.
+type queryPlan struct {
+	desc  []byte
+	mask  *access.MaskPlan
+	gen   uint64
+	until time.Time
+	plan  []masking.FieldPlan
+}
+
+// queryPlans returns the masking plan for a simple query's result
+// described by desc (parsed: fs) under m, from the session's queryPlan
+// when it still applies.
+func (s *session) queryPlans(desc []byte, fs []field, m *access.MaskPlan) []masking.FieldPlan {
+	gen, now := s.catalog.gen.Load(), time.Now()
+	c := &s.qplan
+	if c.mask == m && c.gen == gen && now.Before(c.until) && bytes.Equal(c.desc, desc) {
+		return c.plan
+	}
+	plan := s.fieldPlans(fs, m)
+	c.desc = append(c.desc[:0], desc...)
+	c.mask, c.gen, c.until, c.plan = m, gen, now.Add(catalogTTL), plan
+	return plan
 }
 
 // portal is a bound portal: the statement it runs, the result formats Bind

@@ -143,7 +143,7 @@ func (s *session) upstreamLoop() error {
 							return s.protocolError(err.Error())
 						}
 						if m != nil {
-							cur.plan, cur.planned = s.fieldPlans(fs, m), true
+							cur.plan, cur.planned = s.queryPlans(body, fs, m), true
 						}
 						if s.recOn {
 							cur.rec = withFields(cur.rec, fs)

@@ -66,7 +66,8 @@ type session struct {
 	// ctx ends with the session (set by run): the upstream goroutine's
 	// catalog lookups wait with it.
 	ctx     context.Context
-	maskBuf []byte // reused DataRow buffer (upstream goroutine)
+	maskBuf []byte    // reused DataRow buffer (upstream goroutine)
+	qplan   queryPlan // last simple-query masking plan (upstream goroutine)
 	// Client-goroutine state for the extended protocol.
 	stmts   map[string]*prepared // prepared statement name → statement
 	portals map[string]*portal   // portal name → portal
