@@ -242,25 +242,9 @@ func columnMasked(plan policy.MaskPlan, st *sqlinspect.Statement, c sqlinspect.C
 // tableHasMaskRule reports whether any column rule could apply to a column
 // of the table (a rule naming only a column applies to every table).
 func tableHasMaskRule(plan policy.MaskPlan, schema, table string) bool {
-	names := [2]string{strings.ToLower(orPublic(schema)), strings.ToLower(table)}
+	schema, table = strings.ToLower(orPublic(schema)), strings.ToLower(table)
 	for _, r := range plan.Columns {
-		// The pattern's parts are walked in place, not split: this runs per
-		// statement while masking applies.
-		n := strings.Count(r.Pattern, ".") + 1
-		if n == 1 {
-			return true
-		}
-		// The schema/table parts (all but the last), right-aligned.
-		rest := r.Pattern
-		ok := true
-		for i := len(names) - (n - 1); i < len(names); i++ {
-			p, after, _ := strings.Cut(rest, ".")
-			rest = after
-			if p != "*" && !policy.MatchGlob(p, names[i]) {
-				ok = false
-			}
-		}
-		if ok {
+		if policy.TableMatches(r.Pattern, schema, table) {
 			return true
 		}
 	}

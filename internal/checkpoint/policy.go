@@ -269,11 +269,10 @@ func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 		if t.Write {
 			nw++
 		}
-		switch {
-		case t.Schema != "":
+		if t.Schema != "" {
 			size += len(t.Schema) + 1 + len(t.Name)
-		case !strings.Contains(t.Name, "."):
-			size += len(publicPrefix) + len(t.Name)
+		} else if pre := policy.SchemaPrefix(t.Name); pre != "" {
+			size += len(pre) + len(t.Name)
 		}
 	}
 	for _, col := range st.Columns {
@@ -313,11 +312,10 @@ func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 			name = join(t.Schema, ".", t.Name)
 		}
 		ps.Tables[i] = name
-		// As policy.QualifyTables does.
-		if strings.Contains(name, ".") {
+		if pre := policy.SchemaPrefix(name); pre == "" {
 			ps.TablesQualified[i] = name
 		} else {
-			ps.TablesQualified[i] = join(publicPrefix, "", name)
+			ps.TablesQualified[i] = join(pre, "", name)
 		}
 		if t.Write {
 			ps.TablesWritten[w] = name
@@ -339,8 +337,6 @@ func PolicyStatement(st *sqlinspect.Statement) policy.Statement {
 	}
 	return ps
 }
-
-const publicPrefix = "public."
 
 // columnPart is a column reference's name in the policy view ("*" for a
 // star).

@@ -148,13 +148,18 @@ func QualifyTables(tables []string) []string {
 	}
 	out := make([]string, len(tables))
 	for i, t := range tables {
-		if strings.Contains(t, ".") {
-			out[i] = t
-		} else {
-			out[i] = "public." + t
-		}
+		out[i] = SchemaPrefix(t) + t
 	}
 	return out
+}
+
+// SchemaPrefix is what QualifyTables puts before a table name: "public."
+// for a name without a schema, "" for a qualified one.
+func SchemaPrefix(table string) string {
+	if strings.Contains(table, ".") {
+		return ""
+	}
+	return "public."
 }
 
 // matches reports whether the principal is named by a selector, with the

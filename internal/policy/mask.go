@@ -85,22 +85,36 @@ func (m *MaskPlan) MethodFor(schema, table, column string) (string, bool) {
 }
 
 // matchColumn matches a validated pattern against schema, table, column,
-// aligning the pattern's parts to the right. It walks the pattern in place
-// (no strings.Split): it runs for every column reference of every
-// statement while masking applies.
+// aligning the pattern's parts to the right.
 func matchColumn(pattern string, parts [3]string) bool {
+	return matchRight(pattern, parts[:])
+}
+
+// TableMatches reports whether a column pattern could name a column of
+// schema.table (both lower case): its parts before the column part match
+// them, right-aligned; a pattern naming only a column matches every table.
+func TableMatches(pattern, schema, table string) bool {
+	i := strings.LastIndexByte(pattern, '.')
+	if i < 0 {
+		return true
+	}
+	return matchRight(pattern[:i], []string{schema, table})
+}
+
+// matchRight matches the dot-separated parts of pattern against the last
+// parts of names ("*" matches anything). It walks the pattern in place (no
+// strings.Split): it runs for every column reference of every statement
+// while masking applies.
+func matchRight(pattern string, names []string) bool {
 	n := strings.Count(pattern, ".") + 1
-	if n > 3 {
+	if n > len(names) {
 		return false
 	}
 	rest := pattern
-	for i := 3 - n; i < 3; i++ {
+	for _, name := range names[len(names)-n:] {
 		p, r, _ := strings.Cut(rest, ".")
 		rest = r
-		if p == "*" {
-			continue
-		}
-		if !MatchGlob(p, parts[i]) {
+		if p != "*" && !MatchGlob(p, name) {
 			return false
 		}
 	}

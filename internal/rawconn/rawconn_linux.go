@@ -90,15 +90,10 @@ func (c *Conn) Read(p []byte) (int, error) {
 	h := &c.rd
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.buf, h.n, h.errno = p, 0, 0
-	err := h.rc.Read(h.fn)
-	h.buf = nil
-	switch {
-	case err != nil:
-		return 0, c.opError("read", err)
-	case h.errno != 0:
-		return 0, c.opError("read", os.NewSyscallError("read", h.errno))
-	case h.n == 0:
+	if err := c.do("read", h, p); err != nil {
+		return 0, err
+	}
+	if h.n == 0 {
 		return 0, io.EOF
 	}
 	return h.n, nil
@@ -112,16 +107,28 @@ func (c *Conn) Write(p []byte) (int, error) {
 	h := &c.wr
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	err := c.do("write", h, p)
+	return h.n, err
+}
+
+// do runs h's callback over p until the RawConn reports it done, waiting
+// for readiness in between, and shapes the error.
+func (c *Conn) do(op string, h *half, p []byte) error {
 	h.buf, h.n, h.errno = p, 0, 0
-	err := h.rc.Write(h.fn)
+	var err error
+	if op == "read" {
+		err = h.rc.Read(h.fn)
+	} else {
+		err = h.rc.Write(h.fn)
+	}
 	h.buf = nil
 	switch {
 	case err != nil:
-		return h.n, c.opError("write", err)
+		return c.opError(op, err)
 	case h.errno != 0:
-		return h.n, c.opError("write", os.NewSyscallError("write", h.errno))
+		return c.opError(op, os.NewSyscallError(op, h.errno))
 	}
-	return h.n, nil
+	return nil
 }
 
 // opError shapes errors as net.TCPConn's own: a *net.OpError naming the
