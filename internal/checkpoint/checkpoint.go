@@ -188,14 +188,30 @@ func (c *Checkpoint) decide(ctx context.Context, a *access.Action, cat engine.Ca
 	return c.decidePolicy(ctx, a, cat)
 }
 
-// Record logs the outcome of an allowed action.
+// Record logs the outcome of an allowed action: Settle, then Emit.
 func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcome) {
+	c.Settle(a, d, &o)
+	c.Emit(a, d, o)
+}
+
+// Settle applies an outcome to the session state the session's next
+// statements are decided against (the names an SQL PREPARE or DEALLOCATE
+// left on the server) and counts it in the metrics. An engine settles an
+// outcome before its client can see it, and may Emit it later: after
+// relaying the reply, so building the audit event is not in the client's
+// round trip.
+func (c *Checkpoint) Settle(a *access.Action, d access.Decision, o *access.Outcome) {
 	if c.metrics != nil {
 		ch := c.child(a.Session.Target.Type, d.Verdict)
 		ch.statements.Inc()
 		ch.duration.Observe(o.Duration.Seconds())
 	}
 	c.prepared.settle(a, d.Allowed() && o.Error == "")
+}
+
+// Emit appends a settled outcome's statement event to the audit log. Each
+// outcome is emitted once, after its Settle.
+func (c *Checkpoint) Emit(a *access.Action, d access.Decision, o access.Outcome) {
 	c.audit.Append(c.statementEvent(a, d, &o))
 	c.redact.done(a)
 }

@@ -81,7 +81,15 @@ type Checkpoint interface {
 	// CodeAuditUnavailable and the error's message (Commit has recorded
 	// the refusal).
 	Commit(a *access.Action, d *access.Decision) error
+	// Record reports an action's outcome: Settle and Emit at once.
 	Record(a *access.Action, d access.Decision, o access.Outcome)
+	// Settle applies an outcome to what the session's next actions are
+	// decided against; the engine calls it before the client can see the
+	// outcome. Emit then records it in the audit, at most a reply later:
+	// an engine that defers it keeps the audit work out of the client's
+	// round trip. Each outcome is settled once and emitted once, in order.
+	Settle(a *access.Action, d access.Decision, o *access.Outcome)
+	Emit(a *access.Action, d access.Decision, o access.Outcome)
 }
 
 // Revalidator is a Checkpoint that can tell whether an earlier decision

@@ -83,6 +83,7 @@ type Checkpoint struct {
 
 	mu      sync.Mutex
 	Commits int // Commit calls
+	Emits   int // Emit calls (each after its outcome's Settle, which records it)
 	Checked []access.Action
 	Records []Record
 }
@@ -148,9 +149,33 @@ func (c *Checkpoint) Commit(a *access.Action, d *access.Decision) error {
 
 // Record implements engine.Checkpoint.
 func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcome) {
+	c.Settle(a, d, &o)
+	c.Emit(a, d, o)
+}
+
+// Settle implements engine.Checkpoint. The fake keeps the record here, not
+// at Emit: an engine settles before its client sees the reply, so a test
+// finds the record as soon as its client has the answer.
+func (c *Checkpoint) Settle(a *access.Action, d access.Decision, o *access.Outcome) {
+	oc := *o
 	c.mu.Lock()
-	c.Records = append(c.Records, Record{Action: *a, Decision: d, Outcome: &o})
+	c.Records = append(c.Records, Record{Action: *a, Decision: d, Outcome: &oc})
 	c.mu.Unlock()
+}
+
+// Emit implements engine.Checkpoint; it counts emits, so a test can check
+// that every settled outcome is emitted once.
+func (c *Checkpoint) Emit(a *access.Action, d access.Decision, o access.Outcome) {
+	c.mu.Lock()
+	c.Emits++
+	c.mu.Unlock()
+}
+
+// Emitted is the number of Emit calls so far.
+func (c *Checkpoint) Emitted() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Emits
 }
 
 // Snapshot returns copies of what was checked and recorded so far.

@@ -370,3 +370,49 @@ func TestStandardConformingStrings(t *testing.T) {
 		t.Fatalf("the table must still exist: %v", err)
 	}
 }
+
+// TestEveryOutcomeEmitted: outcomes are settled as their replies pass and
+// emitted to the audit after the reply is flushed; none is lost, not for a
+// pipelined batch with a failing statement, a denial, or statements still
+// running when the session ends.
+func TestEveryOutcomeEmitted(t *testing.T) {
+	f := start(t)
+	c := f.connect(t)
+	ctx := context.Background()
+	if _, err := c.Exec(ctx, "select 1; select 2", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatal(err)
+	}
+	b := &pgx.Batch{}
+	b.Queue("select $1::int", 1)
+	b.Queue("select 1/0")
+	b.Queue("select $1::int", 3)
+	c.SendBatch(ctx, b).Close() // the division fails; the rest is skipped
+	if _, err := c.Exec(ctx, "drop table items"); err == nil {
+		t.Fatal("denied statement ran")
+	}
+	// A statement still running when the client goes away.
+	go c.Exec(context.Background(), "select pg_sleep(30)")
+	time.Sleep(200 * time.Millisecond)
+	c.PgConn().Conn().Close()
+
+	outcomes := func() (settled, emitted int) {
+		_, recs := f.cp.Snapshot()
+		for _, r := range recs {
+			if r.Outcome != nil {
+				settled++
+			}
+		}
+		return settled, f.cp.Emitted()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, e := outcomes()
+		if s >= 6 && s == e {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("settled %d outcomes, emitted %d", s, e)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -28,6 +28,7 @@ func (s *session) upstreamLoop() error {
 		if has {
 			s.settleAs(&cur, sessionEnded)
 		}
+		s.emitSettled()
 	}()
 	need := func() bool {
 		if !has {
@@ -246,12 +247,16 @@ func (s *session) upstreamLoop() error {
 		if !drop {
 			writeMsg(s.cw, typ, body)
 		}
-		if s.ur.r.Buffered() == 0 {
+		flushed := s.ur.r.Buffered() == 0
+		if flushed {
 			err = s.cw.Flush()
 		}
 		s.cwMu.Unlock()
 		if err != nil {
 			return fmt.Errorf("write client: %w", err)
+		}
+		if flushed {
+			s.emitSettled()
 		}
 	}
 }
@@ -361,6 +366,8 @@ func (s *session) settleAs(p *pending, skipped string) {
 // record reports a statement's outcome; auditID (when not 0) is the
 // execution's journaled decision, else the decision's own; cur, when given,
 // is the response entry it completes, whose session recording goes with it.
+// The outcome is settled now and emitted by emitSettled. Called by the
+// upstream goroutine, or by run once both loops are done.
 func (s *session) record(ps *prepared, auditID uint64, start time.Time, rows int64, command, errMsg string, cur *pending) {
 	if ps == nil {
 		return
@@ -369,11 +376,30 @@ func (s *session) record(ps *prepared, auditID uint64, start time.Time, rows int
 	if auditID != 0 {
 		d.AuditID = auditID
 	}
-	o := access.Outcome{Duration: time.Since(start), Rows: rows, Command: command, Error: errMsg}
+	s.emits = append(s.emits, settled{a: ps.action, d: d,
+		o: access.Outcome{Duration: time.Since(start), Rows: rows, Command: command, Error: errMsg}})
+	e := &s.emits[len(s.emits)-1]
 	if s.recOn && cur != nil {
-		s.fillRecording(&o, cur)
+		s.fillRecording(&e.o, cur)
 	}
-	s.cp.Record(ps.action, d, o)
+	s.cp.Settle(e.a, e.d, &e.o)
+}
+
+// settled is an outcome settled but not yet emitted.
+type settled struct {
+	a *access.Action
+	d access.Decision
+	o access.Outcome
+}
+
+// emitSettled emits the settled outcomes, in order.
+func (s *session) emitSettled() {
+	for i := range s.emits {
+		e := &s.emits[i]
+		s.cp.Emit(e.a, e.d, e.o)
+		*e = settled{} // drop the references the reused slice would keep
+	}
+	s.emits = s.emits[:0]
 }
 
 // outcomeRows is the row count of a completed statement: the command tag's

@@ -66,8 +66,13 @@ type session struct {
 	// ctx ends with the session (set by run): the upstream goroutine's
 	// catalog lookups wait with it.
 	ctx     context.Context
-	maskBuf []byte    // reused DataRow buffer (upstream goroutine)
-	qplan   queryPlan // last simple-query masking plan (upstream goroutine)
+	maskBuf []byte // reused DataRow buffer (upstream goroutine)
+	// emits are outcomes settled but not yet emitted to the audit: the
+	// upstream goroutine emits them once the reply that carries them is
+	// flushed to the client (emitSettled), so the client's round trip does
+	// not wait for the audit events being built.
+	emits []settled
+	qplan queryPlan // last simple-query masking plan (upstream goroutine)
 	// Client-goroutine state for the extended protocol.
 	stmts   map[string]*prepared // prepared statement name → statement
 	portals map[string]*portal   // portal name → portal
@@ -161,6 +166,7 @@ func (s *session) run(ctx context.Context) error {
 		}
 		s.settleAs(&p, sessionEnded)
 	}
+	s.emitSettled() // both loops are done: this goroutine owns emits now
 	if errors.Is(err, errTerminated) {
 		return nil
 	}
