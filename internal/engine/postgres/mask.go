@@ -149,7 +149,7 @@ func bindResultFormats(body []byte) ([]int16, error) {
 	if ok {
 		_, rest, ok = cstring(rest)
 	}
-	bad := errors.New("malformed Bind message")
+	bad := errMalformedBind
 	if !ok || len(rest) < 2 {
 		return nil, bad
 	}
@@ -182,12 +182,25 @@ func bindResultFormats(body []byte) ([]int16, error) {
 	if len(rest) < 2*nr {
 		return nil, bad
 	}
+	switch {
+	case nr == 0:
+		return nil, nil // all text
+	case nr == 1 && rest[0] == 0 && rest[1] <= 1:
+		// One format for every column, text or binary: what drivers
+		// send. Shared, so a Bind allocates none; nothing modifies them.
+		return oneFormat[rest[1]], nil
+	}
 	out := make([]int16, nr)
 	for i := range out {
 		out[i] = int16(binary.BigEndian.Uint16(rest[2*i:]))
 	}
 	return out, nil
 }
+
+var (
+	errMalformedBind = errors.New("malformed Bind message")
+	oneFormat        = [2][]int16{{0}, {1}}
+)
 
 // colName is a column's identity in the catalog. For a column of a view it
 // is the base-table column the view passes through (via names the view's

@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -83,6 +84,37 @@ func execFields(cur *pending) []field {
 	return nil
 }
 
+// recShape is the recorded result shape (fields with result formats, and
+// the column list) of a prepared statement for one Describe result and
+// one set of result formats. Executing the statement again with the same
+// formats reuses it instead of building both for every Execute. Events
+// share its columns, which nothing modifies.
+type recShape struct {
+	src     *[]field // the statement's described fields it was built from
+	formats []int16
+	fields  []field
+	columns []access.Column
+}
+
+// execRec starts the recording of an Execute.
+func execRec(cur *pending) *stmtRec {
+	if cur.portal == nil || cur.stmt == nil || cur.portal.fields.Load() != nil {
+		return withFields(nil, execFields(cur))
+	}
+	src := cur.stmt.fields.Load()
+	if src == nil {
+		return withFields(nil, nil)
+	}
+	sh := cur.stmt.rec.Load()
+	if sh == nil || sh.src != src || !slices.Equal(sh.formats, cur.portal.formats) {
+		r := withFields(nil, withFormats(*src, cur.portal.formats))
+		sh = &recShape{src: src, formats: cur.portal.formats, fields: r.fields, columns: r.columns}
+		cur.stmt.rec.Store(sh)
+		return r
+	}
+	return &stmtRec{fields: sh.fields, columns: sh.columns}
+}
+
 // recFor returns the recording of the current statement, starting it if
 // need be; nil for responses that are not a statement's result.
 func (s *session) recFor(cur *pending) *stmtRec {
@@ -94,7 +126,7 @@ func (s *session) recFor(cur *pending) *stmtRec {
 		case rQuery:
 			cur.rec = &stmtRec{}
 		case rExecute:
-			cur.rec = withFields(nil, execFields(cur))
+			cur.rec = execRec(cur)
 		}
 	}
 	return cur.rec
@@ -166,8 +198,8 @@ func (s *session) recordNotice(cur *pending, body []byte) {
 func (s *session) fillRecording(o *access.Outcome, cur *pending) {
 	r := cur.rec
 	if r == nil && cur.kind == rExecute {
-		if fs := execFields(cur); fs != nil {
-			r = withFields(nil, fs)
+		if er := execRec(cur); er.fields != nil {
+			r = er
 		}
 	}
 	if r != nil {

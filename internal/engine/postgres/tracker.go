@@ -31,6 +31,7 @@ type prepared struct {
 	decision access.Decision
 	fields   atomic.Pointer[[]field]   // result fields, once a Describe told them (text formats)
 	plan     atomic.Pointer[planCache] // masking plan of the last Execute (see planCache)
+	rec      atomic.Pointer[recShape]  // recorded result shape of the last Execute (see recShape)
 	// paramOIDs are the parameter types of a held statement (from Parse or
 	// ParameterDescription), to show binary parameters to approvers.
 	paramOIDs atomic.Pointer[[]uint32]
