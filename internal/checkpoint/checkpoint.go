@@ -196,22 +196,21 @@ func (c *Checkpoint) Record(a *access.Action, d access.Decision, o access.Outcom
 
 // Settle applies an outcome to the session state the session's next
 // statements are decided against (the names an SQL PREPARE or DEALLOCATE
-// left on the server) and counts it in the metrics. An engine settles an
-// outcome before its client can see it, and may Emit it later: after
-// relaying the reply, so building the audit event is not in the client's
-// round trip.
+// left on the server). An engine settles an outcome before its client can
+// see it, and may Emit it later: after relaying the reply, so counting it
+// and building its audit event are not in the client's round trip.
 func (c *Checkpoint) Settle(a *access.Action, d access.Decision, o *access.Outcome) {
+	c.prepared.settle(a, d.Allowed() && o.Error == "")
+}
+
+// Emit counts a settled outcome in the metrics and appends its statement
+// event to the audit log. Each outcome is emitted once, after its Settle.
+func (c *Checkpoint) Emit(a *access.Action, d access.Decision, o access.Outcome) {
 	if c.metrics != nil {
 		ch := c.child(a.Session.Target.Type, d.Verdict)
 		ch.statements.Inc()
 		ch.duration.Observe(o.Duration.Seconds())
 	}
-	c.prepared.settle(a, d.Allowed() && o.Error == "")
-}
-
-// Emit appends a settled outcome's statement event to the audit log. Each
-// outcome is emitted once, after its Settle.
-func (c *Checkpoint) Emit(a *access.Action, d access.Decision, o access.Outcome) {
 	c.audit.Append(c.statementEvent(a, d, &o))
 	c.redact.done(a)
 }
