@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,5 +50,48 @@ func TestAppendAfterClose(t *testing.T) {
 	l.Append(Event{Type: TypeStatement})
 	if l.Late() != 1 {
 		t.Fatalf("Late() = %d, want 1", l.Late())
+	}
+}
+
+// batchSink records the size of each batch it is handed.
+type batchSink struct {
+	mu      sync.Mutex
+	batches []int
+}
+
+func (s *batchSink) AppendEvents(_ context.Context, ev []Event) error {
+	s.mu.Lock()
+	s.batches = append(s.batches, len(ev))
+	s.mu.Unlock()
+	return nil
+}
+
+// TestWriterLingersLongerWhenBusy: a linger that brings busyBatch events
+// or more is followed by more lingers (up to busyLingers), so a busy
+// gateway commits fewer, bigger batches; a quiet one lingers once.
+func TestWriterLingersLongerWhenBusy(t *testing.T) {
+	for _, tc := range []struct {
+		queued, lingers int
+	}{
+		{queued: busyBatch / 2, lingers: 1},
+		{queued: busyBatch + 10, lingers: busyLingers},
+	} {
+		sink := &batchSink{}
+		l := newLog(sink, 0, nil)
+		var sleeps atomic.Int64
+		l.sleep = func(time.Duration) { sleeps.Add(1); time.Sleep(time.Millisecond) }
+		for i := 0; i <= tc.queued; i++ { // one for the writer to take, then the queue
+			l.ch <- Event{Type: TypeStatement}
+		}
+		go l.run()
+		if err := l.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		sink.mu.Lock()
+		batches := sink.batches
+		sink.mu.Unlock()
+		if len(batches) != 1 || batches[0] != tc.queued+1 || int(sleeps.Load()) != tc.lingers {
+			t.Errorf("%d queued: batches %v after %d lingers, want one batch after %d", tc.queued, batches, sleeps.Load(), tc.lingers)
+		}
 	}
 }
