@@ -391,9 +391,12 @@ func TestEveryOutcomeEmitted(t *testing.T) {
 		t.Fatal("denied statement ran")
 	}
 	// A statement still running when the client goes away.
-	go c.Exec(context.Background(), "select pg_sleep(30)")
+	nc := c.PgConn().Conn()
+	done := make(chan struct{})
+	go func() { c.Exec(context.Background(), "select pg_sleep(30)"); close(done) }()
 	time.Sleep(200 * time.Millisecond)
-	c.PgConn().Conn().Close()
+	nc.Close()
+	<-done
 
 	outcomes := func() (settled, emitted int) {
 		_, recs := f.cp.Snapshot()

@@ -144,8 +144,10 @@ func (s *session) run(ctx context.Context) error {
 	go func() { errc <- s.upstreamLoop() }()
 	go func() { errc <- s.clientLoop(ctx) }()
 	var err error
+	running := 2
 	select {
 	case err = <-errc:
+		running--
 	case <-ctx.Done():
 		s.cwMu.Lock()
 		s.cw.Write(errorResponse("FATAL", codeAdminShutdown, "gatehouse is shutting down; reconnect in a moment", ""))
@@ -156,8 +158,13 @@ func (s *session) run(ctx context.Context) error {
 	cancel() // a lookup the other loop waits for is abandoned
 	s.client.Close()
 	s.up.Conn.Close()
-	if err2 := <-errc; err == nil {
-		err = err2
+	// Wait for both loops (closing the connections ends them): what
+	// follows owns the session's state, the outcomes not yet emitted
+	// among it.
+	for ; running > 0; running-- {
+		if err2 := <-errc; err == nil {
+			err = err2
+		}
 	}
 	for {
 		p, ok := s.t.pop()
