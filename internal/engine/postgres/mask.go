@@ -149,38 +149,37 @@ func bindResultFormats(body []byte) ([]int16, error) {
 	if ok {
 		_, rest, ok = cstring(rest)
 	}
-	bad := errMalformedBind
 	if !ok || len(rest) < 2 {
-		return nil, bad
+		return nil, errMalformedBind
 	}
 	n := int(binary.BigEndian.Uint16(rest))
 	rest = rest[2:]
 	if len(rest) < 2*n+2 {
-		return nil, bad
+		return nil, errMalformedBind
 	}
 	rest = rest[2*n:]
 	np := int(binary.BigEndian.Uint16(rest))
 	rest = rest[2:]
 	for i := 0; i < np; i++ {
 		if len(rest) < 4 {
-			return nil, bad
+			return nil, errMalformedBind
 		}
 		l := int32(binary.BigEndian.Uint32(rest))
 		rest = rest[4:]
 		if l > 0 {
 			if int(l) > len(rest) {
-				return nil, bad
+				return nil, errMalformedBind
 			}
 			rest = rest[l:]
 		}
 	}
 	if len(rest) < 2 {
-		return nil, bad
+		return nil, errMalformedBind
 	}
 	nr := int(binary.BigEndian.Uint16(rest))
 	rest = rest[2:]
 	if len(rest) < 2*nr {
-		return nil, bad
+		return nil, errMalformedBind
 	}
 	switch {
 	case nr == 0:
